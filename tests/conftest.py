@@ -26,10 +26,11 @@ def fastai_methods(float64=False):
         for n,f in OURS.items(): setattr(Learner, n, f)
         fastai_schedule.tensor = saved_tensor
 
-def synth(n_groups=1, **kwargs):
-    "fastai's `synth_learner` (10 batches of 16), quiet, optionally split into 2 parameter groups"
+def synth(n_groups=1, opt_func=None, **kwargs):
+    "fastai's `synth_learner` (10 batches of 16, SGD with momentum), quiet, optionally in 2 parameter groups"
     from fastai.test_utils import synth_learner
     learn = synth_learner(**kwargs)
+    if opt_func is not None: learn.opt_func = opt_func
     if n_groups == 2: learn.splitter = lambda m: [[m.a], [m.b]]
     learn.remove_cbs(learn.cbs.filter(lambda cb: type(cb).__name__ == 'ProgressCallback'))
     learn.logger = lambda *a, **k: None
