@@ -7,7 +7,7 @@ number of training batches. The timer's own cost is measured in the same fits on
 the same events (`Empty`) and subtracted (the "net" columns). PyTorch's `OneCycleLR.step()` on the same
 optimizer groups is timed as an anchor, and the whole training batch to show the scheduler's share of it.
 
-    .venv/bin/python bench/overhead.py [--reps 5] [--epochs 3] [--write]
+    .venv/bin/python bench/overhead.py [--reps 7] [--epochs 5] [--write]
 """
 import argparse, os, sys, time, warnings
 os.environ.setdefault('MPLBACKEND', 'Agg')
@@ -72,7 +72,7 @@ def torch_step_us(n_groups, n=2000):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument('--reps', type=int, default=5); p.add_argument('--epochs', type=int, default=3)
+    p.add_argument('--reps', type=int, default=7); p.add_argument('--epochs', type=int, default=5)
     p.add_argument('--write', action='store_true', help='write the table into bench/RESULTS.md')
     a = p.parse_args()
     torch.set_num_threads(1)

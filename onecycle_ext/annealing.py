@@ -11,7 +11,7 @@ import numpy as np
 
 # %% auto #0
 __all__ = ['Annealed', 'annealer', 'SchedNo', 'SchedLin', 'SchedCos', 'SchedExp', 'SchedPoly', 'Combined', 'combine_scheds',
-           'combined_cos', 'StepPhases']
+           'combined_cos', 'StepPhases', 'Scaled']
 
 # %% ../nbs/00_annealing.ipynb #d7d1e6fc
 def _as_value(v):
@@ -77,13 +77,15 @@ class Combined:
     "Schedule running `scheds[i]` between the cumulative boundaries `bounds[i]` and `bounds[i+1]`."
     def __init__(self, bounds, scheds):
         self.bounds,self.scheds = bounds,scheds
+        self.widths = [b - a for a,b in zip(bounds, bounds[1:])]
         # Phases of zero width are never entered; pos=1 ends the last phase that has a width.
         self.n_live = max(i for i in range(1, len(bounds)) if bounds[i] > bounds[i-1])
     def __call__(self, pos):
         pos,b = float(pos),self.bounds
         if not 0. <= pos <= 1.: _check_pos(pos)
-        i = min(bisect_right(b, pos), self.n_live) - 1
-        return self.scheds[i](min((pos - b[i]) / (b[i+1] - b[i]), 1.))
+        i = bisect_right(b, pos, 0, self.n_live) - 1
+        # Rounded subtraction and division are monotone, so the local position never passes 1.
+        return self.scheds[i]((pos - b[i]) / self.widths[i])
     def __repr__(self): return f"Combined(bounds={self.bounds}, scheds={self.scheds})"
 
 def combine_scheds(pcts, scheds):
@@ -119,3 +121,12 @@ class StepPhases:
                 return sched(min(max((step - start) / width, 0.), 1.) if width else 1.)
             start = end
     def __repr__(self): return f"StepPhases({self.total_steps}, ends={self.ends}, scheds={self.scheds})"
+
+# %% ../nbs/00_annealing.ipynb #6824ebde
+class Scaled:
+    "Schedule of every group's value, `scale * shape(pos)` for each of `scales`"
+    def __init__(self, shape, scales): self.shape,self.scales = shape,[float(s) for s in scales]
+    def __call__(self, pos):
+        v = self.shape(pos)
+        return [s*v for s in self.scales]
+    def __repr__(self): return f"Scaled({self.shape!r}, scales={self.scales})"

@@ -13,7 +13,7 @@ import fastai.callback.schedule  # fastai's own patches first, so ours (fit, plo
 from .annealing import *
 
 # %% auto #0
-__all__ = ['group_values', 'ParamScheduler', 'OneCycleScheduler', 'PartialOneCycleScheduler']
+__all__ = ['group_values', 'ParamScheduler', 'lr_schedule', 'OneCycleScheduler', 'PartialOneCycleScheduler']
 
 # %% ../nbs/01_scheduler.ipynb #427bcbb4
 def _check_number(name, v, low=0., high=math.inf, low_open=True):
@@ -78,11 +78,8 @@ class ParamScheduler(Callback):
                 if len(f) != n_groups:
                     raise ValueError(f"scheds[{name!r}] has {len(f)} schedules but the optimizer has {n_groups} parameter groups")
                 f = list(f)
-            elif np.ndim(f(0.)) != 0:
-                # A schedule over arrays of per-group values: split it into one scalar view per group.
-                if len(f(0.)) != n_groups:
-                    raise ValueError(f"scheds[{name!r}] gives {len(f(0.))} values but the optimizer has {n_groups} parameter groups")
-                f = [_GroupView(f, i) for i in range(n_groups)]
+            elif np.ndim(f(0.)) != 0 and len(f(0.)) != n_groups:
+                raise ValueError(f"scheds[{name!r}] gives {len(f(0.))} values but the optimizer has {n_groups} parameter groups")
             plan.append((name, f))
         return plan
 
@@ -144,14 +141,12 @@ class ParamScheduler(Callback):
         return {name: [vals[-1] for vals in _values_at(f, poss, n_groups)] for name,f in plan}
 
 def _values_at(f, poss, n_groups):
-    "At each position, one value per parameter group: from per-group schedules, or one schedule shared by all groups"
+    "At each position one float per group: from per-group schedules, one shared schedule, or one giving every group's"
     if type(f) is list: return [list(vals) for vals in zip(*[map(g, poss) for g in f])]
-    return [[v]*n_groups for v in map(f, poss)]
-
-class _GroupView:
-    "Group `i` of a schedule over arrays of per-group values"
-    def __init__(self, f, i): self.f,self.i = f,i
-    def __call__(self, pos): return float(self.f(pos)[self.i])
+    vals = list(map(f, poss))
+    if not vals or np.ndim(vals[0]) == 0: return [[v]*n_groups for v in vals]
+    if isinstance(vals[0], list): return vals  # `Scaled` gives lists of floats
+    return [np.asarray(vs, dtype=np.float64).tolist() for vs in vals]
 
 # %% ../nbs/01_scheduler.ipynb #dba4293c
 _ANNEALERS = {'cos': SchedCos, 'linear': SchedLin}
@@ -169,6 +164,10 @@ def _shared_or_per_group(values, make):
     per_group = list(zip(*values))
     if all(g == per_group[0] for g in per_group): return make(*per_group[0])
     return [make(*g) for g in per_group]
+
+def lr_schedule(lrs, make):
+    "The schedule `make(lr)` for every group's `lrs`: shared when they are equal, else one shape scaled per group"
+    return make(lrs[0]) if all(l == lrs[0] for l in lrs) else Scaled(make(1.), lrs)
 
 class OneCycleScheduler(ParamScheduler):
     "The 1cycle policy: fastai's 2 phases, the paper's 3 (`three_phase`), `anneal` 'cos' or 'linear'"
@@ -208,7 +207,7 @@ class OneCycleScheduler(ParamScheduler):
             lr_f = lambda l: [S(lo(l), l), S(l, hi(l))]
             mom_f = lambda m0, m1, m2: [S(m0, m1), S(m1, m2)]
         combine = (lambda scheds: StepPhases(n_steps, ends, scheds)) if self.torch_steps else (lambda scheds: combine_scheds(pcts, scheds))
-        scheds = {'lr': _shared_or_per_group([lrs], lambda l: combine(lr_f(l)))}
+        scheds = {'lr': lr_schedule(lrs, lambda l: combine(lr_f(l)))}
         if self.cycle_moms: scheds['mom'] = _shared_or_per_group(moms, lambda *m: combine(mom_f(*m)))
         return scheds
 

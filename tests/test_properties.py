@@ -33,7 +33,7 @@ def test_values_within_bounds_and_monotone_phases(mode, lr_max, pct, div, div_fi
         sched = OneCycleScheduler.from_torch(lr_max, pct_start=pct, div_factor=div, final_div_factor=div_final)
         lo = lr_max/div/div_final
     else:
-        pct = min(pct, 0.5) if mode.get('three_phase') else pct
+        if mode.get('three_phase'): pct,div_final = min(pct, 0.5),max(div_final, div)  # the 3rd phase goes below the start
         sched = OneCycleScheduler(lr_max, div=div, div_final=div_final, pct_start=pct, **mode)
         lo = min(lr_max/div, lr_max/div_final)
     p = sched.preview(1, n)
