@@ -57,7 +57,9 @@ def run(epochs=8, out='demo_out', seed=0, device='cpu'):
     learn = Learner(mnist1d_dls(device=device), cnn1d(), loss_func=nn.CrossEntropyLoss(), opt_func=Adam, metrics=accuracy, path=out)
     with learn.no_bar(), learn.no_logging():
         lr = learn.lr_find(show_plot=False).valley
-        learn.recorder.plot_lr_find().savefig(out/'lr_find.png', dpi=80)
+        rec = learn.recorder
+        loss = float(np.interp(np.log(lr), np.log(rec.lrs), [float(l) for l in rec.losses]))
+        rec.plot_lr_find(suggestions=[(lr, loss)], nms=['valley']).savefig(out/'lr_find.png', dpi=80)
         learn.fit_one_cycle(epochs, lr)
     learn.recorder.plot_sched().savefig(out/'sched.png', dpi=80)
     return epoch_table(learn),lr

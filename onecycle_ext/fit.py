@@ -73,7 +73,7 @@ def fit_flat_cos(self:Learner, n_epoch, lr=None, div_final=1e5, pct_start=0.75, 
     "Fit `self.model` for `n_epoch` at flat `lr` before a cosine annealing"
     _check_number('div_final', div_final); _check_number('pct_start', pct_start, 0., 1., low_open=False)
     lrs = _lr_groups(self, 'lr', lr)
-    sched = ParamScheduler({'lr': [combined_cos(pct_start, l, l, l/div_final) for l in lrs]})
+    sched = ParamScheduler({'lr': lr_schedule(lrs, lambda l: combined_cos(pct_start, l, l, l/div_final))})
     self.fit(n_epoch, cbs=L(sched)+L(cbs), reset_opt=reset_opt, wd=wd, start_epoch=start_epoch)
 
 # %% ../nbs/02_fit.ipynb #26cc3bfb
@@ -91,8 +91,8 @@ def fit_sgdr(self:Learner, n_cycles, cycle_len, lr_max=None, cycle_mult=2, cbs=N
     n_epoch = sum(lens)
     pcts = [Fraction(l, n_epoch) for l in lens]
     lrs = _lr_groups(self, 'lr_max', lr_max)
-    scheds = [combine_scheds(pcts, [SchedCos(l*cycle_decay**i, 0.) for i in range(n_cycles)]) for l in lrs]
-    self.fit(n_epoch, cbs=L(ParamScheduler({'lr': scheds}))+L(cbs), reset_opt=reset_opt, wd=wd, start_epoch=start_epoch)
+    sched = lr_schedule(lrs, lambda l: combine_scheds(pcts, [SchedCos(l*cycle_decay**i, 0.) for i in range(n_cycles)]))
+    self.fit(n_epoch, cbs=L(ParamScheduler({'lr': sched}))+L(cbs), reset_opt=reset_opt, wd=wd, start_epoch=start_epoch)
 
 # %% ../nbs/02_fit.ipynb #4f62b1ea
 @patch
