@@ -1,0 +1,173 @@
+"""`lr_find`: no trace in every failure mode, same suggestions as fastai on clean curves, edge cases fixed."""
+import math, random
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from fastai.data.core import DataLoaders
+from fastai.data.load import DataLoader
+from fastai.learner import Learner
+from fastai.optimizer import Adam
+from fastai.callback.core import Callback
+from fastai.callback.training import GradientAccumulation
+from fastai.torch_core import set_seed
+import fastai.callback.schedule as fs
+from conftest import FASTAI, fastai_methods, synth
+from onecycle_ext import LRFinder, valley, slide, minimum, steep, suggestion_points
+
+def mlp_learner(path, seed=0, n_groups=1):
+    "A small MLP with dropout on shuffled random data: random streams matter to its training"
+    set_seed(seed)
+    x = torch.randn(320, 8); y = (x[:, :2].sum(1) > 0).long()
+    ds = list(zip(x, y))
+    dls = DataLoaders(DataLoader(ds[:256], bs=32, shuffle=True), DataLoader(ds[256:], bs=64))
+    model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Dropout(0.3), nn.Linear(32, 2))
+    learn = Learner(dls, model, loss_func=nn.CrossEntropyLoss(), opt_func=Adam, path=path, lr=3e-3)
+    if n_groups == 2: learn.splitter = lambda m: [list(m[0].parameters()), list(m[3].parameters())]
+    learn.remove_cbs(learn.cbs.filter(lambda cb: type(cb).__name__ == 'ProgressCallback'))
+    learn.logger = lambda *a, **k: None
+    return learn
+
+def state(learn):
+    "Everything lr_find must leave as it was"
+    rec = learn.recorder
+    opt = None if learn.opt is None else learn.opt.state_dict()
+    return dict(
+        weights={k: v.clone() for k,v in learn.model.state_dict().items()},
+        modes=[m.training for m in learn.model.modules()],
+        opt=None if opt is None else ([{k: v.clone() if torch.is_tensor(v) else v for k,v in s.items()} for s in opt['state']],
+                                      [dict(h) for h in opt['hypers']]),
+        opt_obj=learn.opt, lr=learn.lr,
+        rec={k: list(getattr(rec, k, [])) for k in ('lrs', 'losses', 'iters', 'values')},
+        hps=dict(getattr(rec, 'hps', {})),
+        rngs=(random.getstate(), np.random.get_state()[1].copy(), torch.get_rng_state().clone()),
+        dl_rngs=[dl.rng.getstate() for dl in learn.dls.loaders],
+        files=sorted(learn.path.rglob('*')))
+
+def assert_same_state(a, b):
+    assert a['weights'].keys() == b['weights'].keys()
+    for k in a['weights']: assert torch.equal(a['weights'][k], b['weights'][k]), k
+    assert a['modes'] == b['modes'] and a['opt_obj'] is b['opt_obj'] and a['lr'] == b['lr']
+    if a['opt'] is not None:
+        for s,t in zip(a['opt'][0], b['opt'][0]):
+            assert s.keys() == t.keys() and all(torch.equal(s[k], t[k]) if torch.is_tensor(s[k]) else s[k] == t[k] for k in s)
+        assert a['opt'][1] == b['opt'][1]
+    assert str(a['rec']) == str(b['rec']) and a['hps'] == b['hps']
+    assert a['rngs'][0] == b['rngs'][0] and np.array_equal(a['rngs'][1], b['rngs'][1]) and torch.equal(a['rngs'][2], b['rngs'][2])
+    assert a['dl_rngs'] == b['dl_rngs'] and a['files'] == b['files'] == []
+
+class Raise(Callback):
+    "Raises `exc` after `at` training batches"
+    def __init__(self, exc, at=10): self.exc,self.at = exc,at
+    def after_batch(self):
+        if self.training and self.learn.train_iter >= self.at: raise self.exc
+
+class NaNLoss(Callback):
+    "Makes the loss NaN once the learning rate passes `lr`"
+    order = 55
+    def __init__(self, lr=1e-2): self.lr = lr
+    def after_loss(self):
+        if self.learn.opt.hypers[-1]['lr'] > self.lr: self.learn.loss_grad = self.learn.loss_grad * float('nan')
+
+@pytest.fixture(params=['fresh', 'trained'])
+def learn(request, tmp_path):
+    learn = mlp_learner(tmp_path)
+    if request.param == 'trained': learn.fit_one_cycle(1, 1e-2)  # optimizer state, recorder history, model in eval mode
+    return learn
+
+@pytest.mark.parametrize('mode', ['finished', 'diverged', 'nan', 'exception', 'interrupt'])
+def test_no_trace(learn, mode):
+    before = state(learn)
+    kwargs = dict(show_plot=False, suggest_funcs=(valley, minimum, steep, slide))
+    if mode == 'finished': learn.lr_find(end_lr=1e-2, **kwargs)
+    elif mode == 'diverged': learn.lr_find(end_lr=1e4, **kwargs)
+    elif mode == 'nan':
+        learn.add_cb(NaNLoss())
+        try: res = learn.lr_find(**kwargs)
+        finally: learn.remove_cb(learn.cbs.filter(lambda c: isinstance(c, NaNLoss))[0])
+        assert all(math.isfinite(v) and v <= 1e-2 for v in res)
+        before['files'] = []  # the callback itself is removed again above
+    else:
+        exc = RuntimeError('boom') if mode == 'exception' else KeyboardInterrupt()
+        learn.add_cb(Raise(exc))
+        try:
+            with pytest.raises(type(exc)): learn.lr_find(**kwargs)
+        finally: learn.remove_cb(learn.cbs.filter(lambda c: isinstance(c, Raise))[0])
+    assert_same_state(before, state(learn))
+
+@pytest.mark.parametrize('extra', [None, 'frozen', 'grad_accum'])
+def test_lr_find_then_fit_equals_fit_alone(tmp_path, extra):
+    def run(with_lr_find):
+        learn = mlp_learner(tmp_path, seed=1, n_groups=2)
+        cbs = [GradientAccumulation(64)] if extra == 'grad_accum' else []
+        if extra == 'frozen': learn.create_opt(); learn.freeze()
+        if with_lr_find: learn.lr_find(show_plot=False)
+        learn.fit_one_cycle(2, 1e-2, cbs=cbs)
+        return [p.detach().clone() for p in learn.model.parameters()]
+    for a,b in zip(run(True), run(False)): assert torch.equal(a, b)
+
+def test_per_group_lists(tmp_path):
+    learn = mlp_learner(tmp_path, n_groups=2)
+    cb = LRFinder(start_lr=[1e-7, 1e-6], end_lr=[1., 10.], num_it=50)
+    learn.fit(2, cbs=cb)
+    g = np.array(learn.recorder.group_hps['lr'])
+    np.testing.assert_allclose(g[:, 0], [1e-7 * (1e7) ** (i/50) for i in range(len(g))], rtol=1e-12)
+    np.testing.assert_allclose(g[:, 1], [1e-6 * (1e7) ** (i/50) for i in range(len(g))], rtol=1e-12)
+    res = learn.lr_find(start_lr=[1e-7, 1e-6], end_lr=[1., 10.], show_plot=False)
+    assert 1e-6 < res.valley < 10.
+
+def test_exactly_num_it_points_across_epochs(tmp_path):
+    learn = mlp_learner(tmp_path)  # 8 batches an epoch
+    learn.fit(10, cbs=LRFinder(end_lr=1e-3, num_it=21))
+    assert len(learn.recorder.lrs) == len(learn.recorder.losses) == 21
+
+def test_too_few_points_says_what_to_change(learn):
+    before = state(learn)
+    with pytest.raises(ValueError, match='raise num_it'): learn.lr_find(start_lr=10., end_lr=1e6, num_it=20, show_plot=False)
+    assert_same_state(before, state(learn))
+
+@pytest.mark.parametrize('kw,msg', [(dict(num_it=0), 'num_it=0'), (dict(start_lr=-1.), 'start_lr=-1.0'),
+                                    (dict(end_lr=float('nan')), 'end_lr=nan'), (dict(suggest_funcs=(1,)), 'suggest_funcs')])
+def test_bad_arguments(learn, kw, msg):
+    before = state(learn)
+    with pytest.raises(ValueError, match=msg): learn.lr_find(show_plot=False, **kw)
+    assert_same_state(before, state(learn))
+
+CURVES = {
+    'dip': lambda x: 2. - np.tanh(3*x) + np.clip(x - 0.6, 0, None)**2 * 30,
+    'late_dip': lambda x: 2.3 - 0.8/(1 + np.exp(-12*(x - 0.7))) + np.clip(x - 0.85, 0, None) * 20,
+    'noisy': lambda x: 2. - np.tanh(3*x) + x**6 * 3 + 0.01*np.sin(40*x),
+}
+
+@pytest.mark.parametrize('name', list(CURVES))
+@pytest.mark.parametrize('ours,theirs', [(valley, fs.valley), (slide, fs.slide), (minimum, fs.minimum), (steep, fs.steep)])
+def test_same_suggestions_as_fastai_on_clean_curves(name, ours, theirs):
+    lrs = np.geomspace(1e-7, 10., 100)
+    losses = CURVES[name](np.linspace(-1, 1, 100))
+    # as fastai's lr_find hands them over: float32 tensors of the curve without its first tenth and last 5 points
+    t_lrs,t_losses = torch.tensor(list(lrs[10:-5])),torch.tensor(list(losses[10:-5]))
+    expected = theirs(t_lrs, t_losses, 100)[0]
+    got = ours(*suggestion_points(lrs, losses, 100), 100)[0]
+    assert got == pytest.approx(float(expected), rel=1e-6)
+
+def test_lr_find_same_suggestions_as_fastai(tmp_path):
+    funcs = (fs.valley, fs.minimum, fs.steep, fs.slide)
+    ours = mlp_learner(tmp_path, seed=3).lr_find(show_plot=False, suggest_funcs=(valley, minimum, steep, slide))
+    theirs_learn = mlp_learner(tmp_path, seed=3)
+    with fastai_methods(): theirs = theirs_learn.lr_find(show_plot=False, suggest_funcs=funcs)
+    for a,b in zip(ours, theirs): assert a == pytest.approx(b, rel=1e-5)
+
+def test_edge_cases_fastai_gets_wrong():
+    lrs,losses = torch.tensor([1e-3, 1e-2, 1e-1, 1., 10.]),torch.tensor([2., 1., 3., 4., 5.])
+    assert fs.valley(lrs, losses, 100)[0] == pytest.approx(10.)   # fastai: the largest lr
+    assert valley(lrs, losses, 100)[0] < 10.
+    short_lrs,short_losses = torch.tensor(np.geomspace(1e-4, 1., 10)),torch.tensor(np.linspace(2., 1., 10))
+    with pytest.raises(IndexError): fs.slide(short_lrs, short_losses, 100)
+    assert 1e-4 <= slide(short_lrs, short_losses, 100)[0] <= 1.
+
+def test_plot_on_log_axis(tmp_path):
+    import matplotlib.pyplot as plt
+    plt.close('all')
+    mlp_learner(tmp_path).lr_find(suggest_funcs=(valley, steep))
+    ax = plt.gcf().axes[0]
+    assert ax.get_xscale() == 'log' and len(ax.get_legend().get_texts()) == 2
