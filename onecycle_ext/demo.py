@@ -16,7 +16,7 @@ from fastai.metrics import accuracy
 from fastai.optimizer import Adam
 from fastai.torch_core import set_seed
 import matplotlib
-import onecycle_ext
+from .plots import plot_lr_find_curve
 
 # %% auto #0
 __all__ = ['mnist1d_dls', 'cnn1d', 'epoch_table', 'run', 'main']
@@ -56,10 +56,9 @@ def run(epochs=8, out='demo_out', seed=0, device='cpu'):
     set_seed(seed, reproducible=True)
     learn = Learner(mnist1d_dls(device=device), cnn1d(), loss_func=nn.CrossEntropyLoss(), opt_func=Adam, metrics=accuracy, path=out)
     with learn.no_bar(), learn.no_logging():
-        lr = learn.lr_find(show_plot=False).valley
-        rec = learn.recorder
-        loss = float(np.interp(np.log(lr), np.log(rec.lrs), [float(l) for l in rec.losses]))
-        rec.plot_lr_find(suggestions=[(lr, loss)], nms=['valley']).savefig(out/'lr_find.png', dpi=80)
+        res = learn.lr_find(show_plot=False)
+        plot_lr_find_curve(res.lrs, res.losses, suggestions=res.points, nms=res._fields).savefig(out/'lr_find.png', dpi=80)
+        lr = res[0]
         learn.fit_one_cycle(epochs, lr)
     learn.recorder.plot_sched().savefig(out/'sched.png', dpi=80)
     return epoch_table(learn),lr

@@ -16,7 +16,7 @@ from .scheduler import _check_number
 from .fit import *
 
 # %% auto #0
-__all__ = ['Snapshot', 'LRFinder', 'valley', 'slide', 'minimum', 'steep', 'suggestion_points']
+__all__ = ['Snapshot', 'LRFinder', 'valley', 'slide', 'minimum', 'steep', 'suggestion_points', 'suggested_lrs']
 
 # %% ../nbs/03_lr_finder.ipynb #a927743c
 def _clone(x):
@@ -166,6 +166,12 @@ def suggestion_points(lrs, losses, num_it, skip_end=5):
 
 def _name(f): return f.func.__name__ if isinstance(f, functools.partial) else f.__name__
 
+def suggested_lrs(names, values, lrs, losses, points):
+    "fastai's `SuggestedLRs` namedtuple of Python floats, also carrying the curve (`lrs`, `losses`) and each suggestion's `points`"
+    res = type('SuggestedLRs', (collections.namedtuple('SuggestedLRs', names),), {})(*(float(v) for v in values))
+    res.lrs,res.losses,res.points = lrs,losses,points
+    return res
+
 @patch
 def lr_find(self:Learner, start_lr=1e-7, end_lr=10, num_it=100, stop_div=True, show_plot=True, suggest_funcs=(valley,)):
     "Run an LR range test and return `SuggestedLRs`, leaving the learner exactly as it was"
@@ -176,9 +182,9 @@ def lr_find(self:Learner, start_lr=1e-7, end_lr=10, num_it=100, stop_div=True, s
     try:
         with self.no_logging(): self.fit(math.ceil(num_it / len(self.dls.train)), cbs=cb)
         rec = self.recorder
-        lrs,losses = suggestion_points(rec.lrs, [float(l) for l in rec.losses], num_it)
-        t_lrs,t_losses = torch.tensor(lrs),torch.tensor(losses)
+        curve = list(rec.lrs),[float(l) for l in rec.losses]
+        t_lrs,t_losses = map(torch.tensor, suggestion_points(*curve, num_it))
         found = [f(t_lrs, t_losses, num_it) for f in funcs]
         if show_plot: rec.plot_lr_find(suggestions=[p for _,p in found], nms=[_name(f) for f in funcs])
     finally: cb.snapshot.restore()
-    return collections.namedtuple('SuggestedLRs', [_name(f) for f in funcs])(*(float(s) for s,_ in found))
+    return suggested_lrs([_name(f) for f in funcs], [s for s,_ in found], *curve, [p for _,p in found])

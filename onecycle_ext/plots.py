@@ -9,9 +9,10 @@ from fastcore.basics import patch
 from fastai.learner import Recorder
 from .scheduler import *
 from .fit import *
+from .lr_finder import *
 
 # %% auto #0
-__all__ = ['plot_hps']
+__all__ = ['plot_hps', 'plot_lr_find_curve']
 
 # %% ../nbs/04_plots.ipynb #55cc992f
 def plot_hps(hps, keys=None, figsize=None):
@@ -52,12 +53,11 @@ def plot_lr(self:Recorder, show_moms=False, figsize=None):
     return fig
 
 # %% ../nbs/04_plots.ipynb #70815064
-@patch
-def plot_lr_find(self:Recorder, skip_end=5, suggestions=None, nms=None):
-    "Plot the losses of an LR range test against the learning rate, marking `suggestions`"
-    n = len(self.lrs) - skip_end if skip_end else len(self.lrs)
+def plot_lr_find_curve(lrs, losses, skip_end=5, suggestions=None, nms=None):
+    "Plot `losses` against `lrs` on a log axis without the last `skip_end` points, marking `suggestions`"
+    n = len(lrs) - skip_end if skip_end else len(lrs)
     fig,ax = plt.subplots(1, 1)
-    ax.plot(self.lrs[:n], [float(l) for l in self.losses[:n]])
+    ax.plot(lrs[:n], [float(l) for l in losses[:n]])
     ax.set_xscale('log')
     ax.set_xlabel('Learning Rate'); ax.set_ylabel('Loss')
     suggestions = suggestions or []
@@ -65,3 +65,8 @@ def plot_lr_find(self:Recorder, skip_end=5, suggestions=None, nms=None):
         ax.plot(lr, float(loss), 'o', label=f"{name}: {lr:.2e}")
     if suggestions: ax.legend(loc='best')
     return fig
+
+@patch
+def plot_lr_find(self:Recorder, skip_end=5, suggestions=None, nms=None):
+    "Plot the recorder's LR range test (an `LRFinder` fit), marking `suggestions`"
+    return plot_lr_find_curve(self.lrs, self.losses, skip_end, suggestions, nms)
