@@ -16,7 +16,7 @@ from .scheduler import _check_number
 from .fit import *
 
 # %% auto #0
-__all__ = ['Snapshot', 'LRFinder', 'valley', 'slide', 'minimum', 'steep', 'suggestion_points', 'suggested_lrs']
+__all__ = ['Snapshot', 'LRFinder', 'valley', 'slide', 'minimum', 'steep', 'descent', 'suggestion_points', 'suggested_lrs']
 
 # %% ../nbs/03_lr_finder.ipynb #a927743c
 def _clone(x):
@@ -152,7 +152,16 @@ def steep(lrs, losses, num_it):
     i = int(np.argmin(np.diff(losses) / np.diff(np.log(lrs))))
     return float(lrs[i]),(float(lrs[i]), float(losses[i]))
 
-# %% ../nbs/03_lr_finder.ipynb #27b887dc
+# %% ../nbs/03_lr_finder.ipynb #c47b41f6
+def descent(lrs, losses, num_it):
+    "The learning rate where the loss falls fastest against log(lr), before its lowest point"
+    lrs,losses = _curve(lrs, losses)
+    low = int(np.argmin(losses))
+    if low == 0: return float(lrs[0]),(float(lrs[0]), float(losses[0]))
+    i = int(np.argmin(np.diff(losses[:low+1]) / np.diff(np.log(lrs[:low+1]))))
+    return float(lrs[i]),(float(lrs[i]), float(losses[i]))
+
+# %% ../nbs/03_lr_finder.ipynb #c8cacd09
 def suggestion_points(lrs, losses, num_it, skip_end=5):
     "The part of the finder's curve suggestions are computed from: finite, without its first tenth and last `skip_end` points"
     lrs,losses = _curve(lrs, losses)
@@ -173,7 +182,7 @@ def suggested_lrs(names, values, lrs, losses, points):
     return res
 
 @patch
-def lr_find(self:Learner, start_lr=1e-7, end_lr=10, num_it=100, stop_div=True, show_plot=True, suggest_funcs=(valley,)):
+def lr_find(self:Learner, start_lr=1e-7, end_lr=10, num_it=100, stop_div=True, show_plot=True, suggest_funcs=(descent,)):
     "Run an LR range test and return `SuggestedLRs`, leaving the learner exactly as it was"
     cb = LRFinder(start_lr=start_lr, end_lr=end_lr, num_it=num_it, stop_div=stop_div)
     funcs = tuple(suggest_funcs) if isinstance(suggest_funcs, (list, tuple)) else (suggest_funcs,)

@@ -13,7 +13,7 @@ from fastai.callback.training import GradientAccumulation
 from fastai.torch_core import set_seed
 import fastai.callback.schedule as fs
 from conftest import FASTAI, fastai_methods, synth
-from onecycle_ext import LRFinder, valley, slide, minimum, steep, suggestion_points
+from onecycle_ext import LRFinder, valley, slide, minimum, steep, descent, suggestion_points
 
 def mlp_learner(path, seed=0, n_groups=1):
     "A small MLP with dropout on shuffled random data: random streams matter to its training"
@@ -114,7 +114,7 @@ def test_per_group_lists(tmp_path):
     np.testing.assert_allclose(g[:, 0], [1e-7 * (1e7) ** (i/50) for i in range(len(g))], rtol=1e-12)
     np.testing.assert_allclose(g[:, 1], [1e-6 * (1e7) ** (i/50) for i in range(len(g))], rtol=1e-12)
     res = learn.lr_find(start_lr=[1e-7, 1e-6], end_lr=[1., 10.], show_plot=False)
-    assert 1e-6 < res.valley < 10.
+    assert 1e-6 < res.descent < 10.
 
 def test_exactly_num_it_points_across_epochs(tmp_path):
     learn = mlp_learner(tmp_path)  # 8 batches an epoch
@@ -171,3 +171,18 @@ def test_plot_on_log_axis(tmp_path):
     mlp_learner(tmp_path).lr_find(suggest_funcs=(valley, steep))
     ax = plt.gcf().axes[0]
     assert ax.get_xscale() == 'log' and len(ax.get_legend().get_texts()) == 2
+
+def test_default_suggestion_is_descent(tmp_path):
+    "descent beat valley on every task of bench/suggest.py, so it is the default"
+    res = mlp_learner(tmp_path).lr_find(show_plot=False)
+    assert res._fields == ('descent',)
+    lrs,losses = suggestion_points(res.lrs, res.losses, 100)
+    assert res.descent == descent(lrs, losses, 100)[0] <= lrs[np.argmin(losses)]
+
+def test_descent_ignores_the_diverging_part():
+    "steep can pick a drop past the minimum (noise while diverging); descent stays before the lowest loss"
+    lrs = np.geomspace(1e-6, 10., 90)
+    losses = 2.3 - 0.5/(1 + np.exp(-(np.log10(lrs) + 2)*4)) + np.where(lrs > 0.3, 3., 0.)
+    losses[-3:] = [5., 2.5, 6.]  # a sharp drop in the divergence
+    assert steep(lrs, losses, 100)[0] > 0.3
+    assert 1e-3 < descent(lrs, losses, 100)[0] < 3e-2

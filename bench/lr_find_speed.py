@@ -1,0 +1,70 @@
+"""Wall time of `lr_find(num_it=100)`: ours against 100 plain training steps of the same model, and against
+fastai 2.8.12's `lr_find`, alternating in one process (median of `--reps` runs each).
+
+"Plain steps": the same `Learner.fit` over 100 training batches, with no scheduler, no snapshot and no
+validation. Ours includes the in-memory snapshot and restore; fastai's saves and reloads a model file.
+
+    .venv/bin/python bench/lr_find_speed.py [--reps 5] [--write]
+"""
+import argparse, contextlib, os, sys, tempfile, time, warnings
+os.environ.setdefault('MPLBACKEND', 'Agg')
+warnings.filterwarnings('ignore')
+from pathlib import Path
+import numpy as np
+import torch
+from fastai.learner import Learner
+import fastai.callback.schedule  # fastai's methods, captured before onecycle_ext replaces them
+from fastai.callback.core import Callback, CancelFitException, CancelValidException
+_NAMES = ('fit', '_do_fit', 'lr_find', 'plot_lr_find')
+from fastai.learner import Recorder
+FASTAI = {n: getattr(Learner if n != 'plot_lr_find' else Recorder, n) for n in _NAMES}
+import onecycle_ext
+OURS = {n: getattr(Learner if n != 'plot_lr_find' else Recorder, n) for n in _NAMES}
+sys.path.insert(0, os.path.dirname(__file__))
+from results import context, write_section
+from tasks import learner
+
+@contextlib.contextmanager
+def fastai_methods():
+    for n,f in FASTAI.items(): setattr(Learner if n != 'plot_lr_find' else Recorder, n, f)
+    try: yield
+    finally:
+        for n,f in OURS.items(): setattr(Learner if n != 'plot_lr_find' else Recorder, n, f)
+
+class Steps(Callback):
+    "Stop after `n` training batches, skipping validation"
+    def __init__(self, n): self.n = n
+    def after_batch(self):
+        if self.learn.train_iter >= self.n: raise CancelFitException()
+    def before_validate(self): raise CancelValidException()
+
+def timed(f):
+    t = time.perf_counter(); f(); return time.perf_counter() - t
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument('--reps', type=int, default=5); p.add_argument('--task', default='mnist1d_cnn')
+    p.add_argument('--write', action='store_true')
+    a = p.parse_args()
+    times = {'ours': [], 'plain': [], 'fastai': []}
+    with tempfile.TemporaryDirectory() as d:
+        for rep in range(a.reps + 1):  # the first round warms up and is not counted
+            for name in ('ours', 'plain', 'fastai'):
+                learn = learner(a.task, rep)
+                learn.path = Path(d)
+                n_epoch = 100 // len(learn.dls.train) + 1
+                if name == 'ours': t = timed(lambda: learn.lr_find(num_it=100, show_plot=False))
+                elif name == 'plain': t = timed(lambda: learn.fit(n_epoch, lr=1e-3, cbs=Steps(100)))
+                else:
+                    with fastai_methods(): t = timed(lambda: learn.lr_find(num_it=100, show_plot=False))
+                if rep: times[name].append(t)
+    ours,plain,theirs = (np.median(times[k]) for k in ('ours', 'plain', 'fastai'))
+    table = ["| task | ours (s) | 100 plain steps (s) | fastai lr_find (s) | ours / plain | ours / fastai |", "|---|---|---|---|---|---|",
+             f"| {a.task} | {ours:.3f} | {plain:.3f} | {theirs:.3f} | {ours/plain:.2f} | {ours/theirs:.2f} |"]
+    body = "\n".join([f"## lr_find speed (`bench/lr_find_speed.py`)", "", context(), "",
+                      f"`lr_find(num_it=100)`, median of {a.reps} runs each, alternating in one process. "
+                      "Goals: ours / plain <= 1.1, ours / fastai <= 1.", ""] + table)
+    print(body)
+    if a.write: write_section('lr_find_speed', body)
+
+if __name__ == '__main__': main()
