@@ -4,7 +4,7 @@ fastai 2.8.12's `lr_find`, alternating in one process (median of `--reps` runs e
 "Plain steps": the same `Learner.fit` over 100 training batches, with no scheduler, no snapshot and no
 validation. Ours includes the in-memory snapshot and restore; fastai's saves and reloads a model file.
 
-    .venv/bin/python bench/lr_find_speed.py [--reps 5] [--write]
+    .venv/bin/python bench/lr_find_speed.py [--reps 11] [--write]
 """
 import argparse, contextlib, os, sys, tempfile, time, warnings
 os.environ.setdefault('MPLBACKEND', 'Agg')
@@ -43,7 +43,7 @@ def timed(f):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument('--reps', type=int, default=5); p.add_argument('--task', default='mnist1d_cnn')
+    p.add_argument('--reps', type=int, default=11); p.add_argument('--task', default='mnist1d_cnn')
     p.add_argument('--write', action='store_true')
     a = p.parse_args()
     times = {'ours': [], 'plain': [], 'fastai': []}
