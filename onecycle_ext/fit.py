@@ -12,6 +12,7 @@ from fastai.callback.core import CancelFitException, CancelEpochException
 from .annealing import *
 from .scheduler import *
 from .scheduler import _check_number
+from .resume import *
 
 # %% auto #0
 __all__ = []
@@ -28,19 +29,25 @@ def _n_groups(learn, reset_opt=False):
     return len(learn.opt.param_lists) if learn.opt is not None and not reset_opt else len(learn.splitter(learn.model))
 
 @patch
-def fit(self:Learner, n_epoch, lr=None, wd=None, cbs=None, reset_opt=False, start_epoch=0):
-    "Fit `self.model` for epochs `start_epoch..n_epoch-1`, checking every argument first"
+def fit(self:Learner, n_epoch, lr=None, wd=None, cbs=None, reset_opt=False, start_epoch=0, resume=None):
+    "Fit `self.model` for epochs `start_epoch..n_epoch-1`, checking every argument first; `resume` continues a checkpoint"
     _check_epochs(n_epoch, start_epoch)
     group_values('lr', self.lr if lr is None else lr, _n_groups(self, reset_opt))
-    with self.added_cbs(cbs):
+    cbs = L(cbs)
+    identity,ck = run_identity(self, n_epoch, lr, wd, cbs),None
+    if resume:
+        ck = find_checkpoint(self, resume, next((cb.fname for cb in cbs + self.cbs if isinstance(cb, Checkpoint)), 'checkpoint'))
+        if ck is not None: check_identity(ck['run'], identity)
+    with self.added_cbs(cbs + ([Resumer(ck)] if ck is not None and not ck['finished'] else [])):
         for cb in self.cbs:
             check = getattr(type(cb), 'check_fit', None)
             if check is not None: check(cb, self, n_epoch, _n_groups(self, reset_opt))
         if reset_opt or not self.opt: self.create_opt()
+        if ck is not None and ck['finished']: return restore(self, ck)
         if wd is None: wd = self.wd
         if wd is not None: self.opt.set_hypers(wd=wd)
         self.opt.set_hypers(lr=self.lr if lr is None else lr)
-        self.n_epoch,self.first_epoch = n_epoch,start_epoch
+        self.n_epoch,self.first_epoch,self.run_identity = n_epoch,(ck['epoch'] if ck is not None else start_epoch),identity
         self._with_events(self._do_fit, 'fit', CancelFitException, self._end_cleanup)
 
 @patch
@@ -55,11 +62,11 @@ def _do_fit(self:Learner):
 # %% ../nbs/02_fit.ipynb #1514ead0
 @patch
 def fit_one_cycle(self:Learner, n_epoch, lr_max=None, div=25., div_final=1e5, pct_start=0.25, wd=None,
-                  moms=None, cbs=None, reset_opt=False, start_epoch=0, three_phase=False, anneal='cos'):
+                  moms=None, cbs=None, reset_opt=False, start_epoch=0, three_phase=False, anneal='cos', resume=None):
     "Fit `self.model` for `n_epoch` using the 1cycle policy"
     sched = OneCycleScheduler(lr_max, div=div, div_final=div_final, pct_start=pct_start, moms=moms,
                               three_phase=three_phase, anneal=anneal)
-    self.fit(n_epoch, cbs=L(sched)+L(cbs), reset_opt=reset_opt, wd=wd, start_epoch=start_epoch)
+    self.fit(n_epoch, cbs=L(sched)+L(cbs), reset_opt=reset_opt, wd=wd, start_epoch=start_epoch, resume=resume)
 
 # %% ../nbs/02_fit.ipynb #e70a70ae
 def _lr_groups(learn, name, lr):
@@ -69,12 +76,12 @@ def _lr_groups(learn, name, lr):
 
 @patch
 def fit_flat_cos(self:Learner, n_epoch, lr=None, div_final=1e5, pct_start=0.75, wd=None,
-                 cbs=None, reset_opt=False, start_epoch=0):
+                 cbs=None, reset_opt=False, start_epoch=0, resume=None):
     "Fit `self.model` for `n_epoch` at flat `lr` before a cosine annealing"
     _check_number('div_final', div_final); _check_number('pct_start', pct_start, 0., 1., low_open=False)
     lrs = _lr_groups(self, 'lr', lr)
     sched = ParamScheduler({'lr': lr_schedule(lrs, lambda l: combined_cos(pct_start, l, l, l/div_final))})
-    self.fit(n_epoch, cbs=L(sched)+L(cbs), reset_opt=reset_opt, wd=wd, start_epoch=start_epoch)
+    self.fit(n_epoch, cbs=L(sched)+L(cbs), reset_opt=reset_opt, wd=wd, start_epoch=start_epoch, resume=resume)
 
 # %% ../nbs/02_fit.ipynb #26cc3bfb
 def _check_count(name, v, low=1):
@@ -83,7 +90,7 @@ def _check_count(name, v, low=1):
 
 @patch
 def fit_sgdr(self:Learner, n_cycles, cycle_len, lr_max=None, cycle_mult=2, cbs=None, reset_opt=False, wd=None,
-             start_epoch=0, cycle_decay=1.):
+             start_epoch=0, cycle_decay=1., resume=None):
     "Fit `self.model` for `n_cycles` of `cycle_len` using SGDR"
     _check_count('n_cycles', n_cycles); _check_count('cycle_len', cycle_len); _check_count('cycle_mult', cycle_mult)
     _check_number('cycle_decay', cycle_decay)
@@ -92,7 +99,7 @@ def fit_sgdr(self:Learner, n_cycles, cycle_len, lr_max=None, cycle_mult=2, cbs=N
     pcts = [Fraction(l, n_epoch) for l in lens]
     lrs = _lr_groups(self, 'lr_max', lr_max)
     sched = lr_schedule(lrs, lambda l: combine_scheds(pcts, [SchedCos(l*cycle_decay**i, 0.) for i in range(n_cycles)]))
-    self.fit(n_epoch, cbs=L(ParamScheduler({'lr': sched}))+L(cbs), reset_opt=reset_opt, wd=wd, start_epoch=start_epoch)
+    self.fit(n_epoch, cbs=L(ParamScheduler({'lr': sched}))+L(cbs), reset_opt=reset_opt, wd=wd, start_epoch=start_epoch, resume=resume)
 
 # %% ../nbs/02_fit.ipynb #4f62b1ea
 @patch

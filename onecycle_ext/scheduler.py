@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_scheduler.ipynb #30b8e400
 from __future__ import annotations
-import math
+import math, re
 from numbers import Real
 import numpy as np
 from fastai.callback.core import Callback
@@ -62,6 +62,10 @@ class ParamScheduler(Callback):
     def make_scheds(self, n_groups, n_steps, lr=None, moms=None):
         "The schedules of this fit: `n_steps` batches in the whole run, `lr`/`moms` the Learner's defaults"
         return self.scheds
+
+    def settings(self):
+        "What defines this schedule, as plain values: a checkpoint is resumed only by the same settings"
+        return {'scheds': re.sub(r' at 0x[0-9a-f]+', '', repr(self.scheds)), 'start_epoch': self.start_epoch, 'tot_epochs': self.tot_epochs}
 
     def run_epochs(self, n_epoch):
         "Length of the whole run in epochs, refusing a fit that goes past it"
@@ -210,6 +214,10 @@ class OneCycleScheduler(ParamScheduler):
         scheds = {'lr': lr_schedule(lrs, lambda l: combine(lr_f(l)))}
         if self.cycle_moms: scheds['mom'] = _shared_or_per_group(moms, lambda *m: combine(mom_f(*m)))
         return scheds
+
+    def settings(self):
+        return {k: repr(getattr(self, k)) for k in ('lr_max', 'div', 'div_final', 'pct_start', 'mom_spec', 'three_phase', 'anneal',
+                                                    'cycle_moms', 'torch_steps', 'start_epoch', 'tot_epochs')}
 
     def _phases(self, n_steps):
         "Phase widths as fractions of the run (fastai), and phase ends as step indices (PyTorch)"
