@@ -1,0 +1,104 @@
+"""Kill a training process (SIGKILL) anywhere, run it again with `resume=True`: the final weights are
+bit-identical to a run that was never interrupted."""
+import random, warnings
+from pathlib import Path
+import pytest
+import torch
+from resume_job import run_in_child, learner
+from onecycle_ext import Checkpoint
+from onecycle_ext.resume import checkpoints
+
+METHODS = ['fit_one_cycle', 'fit_flat_cos', 'partial']
+# 4 epochs x 8 batches (3 for the partial slice); a checkpoint every 3 batches and at each epoch's end.
+KILLS = [('batch', 1), ('batch', 5), ('batch', 13), ('batch', 22), ('write', 1), ('write', 4), ('valid', 1), ('valid', 3)]
+
+@pytest.fixture(scope='module')
+def uninterrupted(tmp_path_factory):
+    out = {}
+    for m in METHODS:
+        d = tmp_path_factory.mktemp(f'whole_{m}')
+        assert run_in_child(d, m) == 0
+        out[m] = torch.load(d/'final.pth')
+    return out
+
+def assert_same(a, b):
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+@pytest.mark.parametrize('method', METHODS)
+@pytest.mark.parametrize('kill', KILLS, ids=lambda k: f'{k[0]}{k[1]}')
+def test_kill_and_resume_is_bit_identical(tmp_path, uninterrupted, method, kill):
+    code = run_in_child(tmp_path, method, kill=kill)
+    assert code == -9, f"the job was not killed ({code})"
+    assert not (tmp_path/'final.pth').exists()
+    assert run_in_child(tmp_path, method, resume=True) == 0
+    assert_same(torch.load(tmp_path/'final.pth'), uninterrupted[method])
+    total = (3 if method == 'partial' else 4) * 8
+    trained = int((tmp_path/'trained.txt').read_text())
+    # A kill before the first checkpoint is saved restarts from scratch; any later one resumes.
+    assert trained == total if kill in [('batch', 1), ('write', 1)] else trained < total
+
+def test_random_kills(tmp_path, uninterrupted):
+    "Kills at random moments chosen by the parent, on top of the ones above"
+    import multiprocessing as mp, os, signal, time
+    from resume_job import train
+    rng = random.Random(0)
+    for i in range(4):
+        d = tmp_path/str(i)
+        p = mp.get_context('fork').Process(target=train, args=(d, 'fit_one_cycle'))
+        p.start(); time.sleep(rng.uniform(0.05, 0.6)); os.kill(p.pid, signal.SIGKILL); p.join()
+        assert run_in_child(d, 'fit_one_cycle', resume=True) == 0
+        assert_same(torch.load(d/'final.pth'), uninterrupted['fit_one_cycle'])
+
+def test_finished_run_resumes_to_its_final_weights(tmp_path, uninterrupted):
+    assert run_in_child(tmp_path, 'fit_one_cycle') == 0
+    (tmp_path/'final.pth').unlink()
+    assert run_in_child(tmp_path, 'fit_one_cycle', resume=True) == 0
+    assert_same(torch.load(tmp_path/'final.pth'), uninterrupted['fit_one_cycle'])
+
+def test_mismatched_run_is_refused_and_changes_nothing(tmp_path):
+    assert run_in_child(tmp_path, 'fit_one_cycle', kill=('batch', 13)) == -9
+    files = {p: p.read_bytes() for p in (tmp_path/'models').iterdir()}
+    learn = learner(tmp_path)
+    w = {k: v.clone() for k,v in learn.model.state_dict().items()}
+    with pytest.raises(ValueError, match='n_epoch: checkpoint 4, this fit 7'):
+        learn.fit_one_cycle(7, 1e-2, cbs=Checkpoint(every_iters=3), resume=True)
+    with pytest.raises(ValueError, match="schedule: checkpoint .*this fit"):
+        learn.fit_one_cycle(4, 3e-2, cbs=Checkpoint(every_iters=3), resume=True)
+    assert_same(w, learn.model.state_dict())
+    assert learn.opt is None
+    assert {p: p.read_bytes() for p in (tmp_path/'models').iterdir()} == files
+
+def test_truncated_checkpoint_falls_back(tmp_path, uninterrupted):
+    assert run_in_child(tmp_path, 'fit_one_cycle', kill=('batch', 22)) == -9
+    newest = checkpoints(tmp_path/'models')[0]
+    newest.write_bytes(newest.read_bytes()[:1000])
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter('always')
+        learn = learner(tmp_path)
+        learn.fit_one_cycle(4, 1e-2, cbs=Checkpoint(every_iters=3), resume=True)
+    assert any('truncated or corrupt' in str(o.message) for o in w)
+    assert_same(learn.model.state_dict(), uninterrupted['fit_one_cycle'])
+
+def test_no_checkpoint_starts_fresh_and_says_so(tmp_path):
+    learn = learner(tmp_path)
+    with pytest.warns(UserWarning, match='starting fresh'): learn.fit_one_cycle(1, 1e-2, resume=True)
+
+def test_keeps_the_newest(tmp_path):
+    learn = learner(tmp_path)
+    learn.fit_one_cycle(2, 1e-2, cbs=Checkpoint(every_iters=2, keep=3))
+    names = [p.name for p in checkpoints(tmp_path/'models')]
+    assert names == ['checkpoint-000000016.ckpt', 'checkpoint-000000014.ckpt', 'checkpoint-000000012.ckpt']
+    assert not list((tmp_path/'models').glob('*.tmp'))
+
+def test_checkpoint_loads_without_running_code(tmp_path):
+    "The payload loads with torch.load(weights_only=True): no pickled code"
+    learn = learner(tmp_path)
+    learn.fit_one_cycle(1, 1e-2, cbs=Checkpoint())
+    raw = checkpoints(tmp_path/'models')[0].read_bytes()
+    import io
+    state = torch.load(io.BytesIO(raw.partition(b'\n')[2]), weights_only=True)
+    assert state['finished'] and state['epoch'] == 1
+
+@pytest.mark.parametrize('kw,msg', [(dict(every_iters=0), 'every_iters=0'), (dict(keep=0), 'keep=0'), (dict(fname='a/b'), "fname='a/b'")])
+def test_bad_checkpoint_arguments(kw, msg):
+    with pytest.raises(ValueError, match=msg): Checkpoint(**kw)
