@@ -4,6 +4,7 @@
 
 # %% ../nbs/02_fit.ipynb #972ecc66
 from __future__ import annotations
+import warnings
 from fractions import Fraction
 from fastcore.basics import patch
 from fastcore.foundation import L
@@ -43,7 +44,7 @@ def fit(self:Learner, n_epoch, lr=None, wd=None, cbs=None, reset_opt=False, star
             check = getattr(type(cb), 'check_fit', None)
             if check is not None: check(cb, self, n_epoch, _n_groups(self, reset_opt))
         if reset_opt or not self.opt: self.create_opt()
-        if ck is not None and ck['finished']: return restore(self, ck)
+        if ck is not None and ck['finished']: return restore_finished(self, ck)
         if wd is None: wd = self.wd
         if wd is not None: self.opt.set_hypers(wd=wd)
         self.opt.set_hypers(lr=self.lr if lr is None else lr)
@@ -102,18 +103,27 @@ def fit_sgdr(self:Learner, n_cycles, cycle_len, lr_max=None, cycle_mult=2, cbs=N
     self.fit(n_epoch, cbs=L(ParamScheduler({'lr': sched}))+L(cbs), reset_opt=reset_opt, wd=wd, start_epoch=start_epoch, resume=resume)
 
 # %% ../nbs/02_fit.ipynb #4f62b1ea
+def _of_this_fit(learn, resume, n_epoch, sched, cbs, wd):
+    "Whether the checkpoint `resume` finds was saved by a fit of `n_epoch` epochs with `sched`"
+    fname = next((cb.fname for cb in L(cbs) + learn.cbs if isinstance(cb, Checkpoint)), 'checkpoint')
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')  # the fit that resumes says what it finds
+        ck = find_checkpoint(learn, resume, fname)
+    return ck is not None and ck['run'] == run_identity(learn, n_epoch, None, wd, L(sched) + L(cbs))
+
 @patch
-def fine_tune(self:Learner, epochs, base_lr=2e-3, freeze_epochs=1, lr_mult=100, pct_start=0.3, div=5.0, **kwargs):
+def fine_tune(self:Learner, epochs, base_lr=2e-3, freeze_epochs=1, lr_mult=100, pct_start=0.3, div=5.0, resume=None, **kwargs):
     "Fine tune with `Learner.freeze` for `freeze_epochs`, then with `Learner.unfreeze` for `epochs`, using discriminative LR"
     _check_count('epochs', epochs); _check_count('freeze_epochs', freeze_epochs, low=0)
     _check_number('base_lr', base_lr); _check_number('lr_mult', lr_mult)
     # Check both fits' settings before freezing, so a bad one leaves the model as it was.
     sched_kw = {k:v for k,v in kwargs.items() if k in ('div_final', 'moms', 'three_phase', 'anneal')}
-    OneCycleScheduler(pct_start=pct_start, div=div, **sched_kw)
+    unfrozen = OneCycleScheduler(slice(base_lr/2/lr_mult, base_lr/2), pct_start=pct_start, div=div, **sched_kw)
     for n in ([freeze_epochs] if freeze_epochs else []) + [epochs]: _check_epochs(n, kwargs.get('start_epoch', 0))
-    if freeze_epochs:
+    # Resuming: a checkpoint of the unfrozen fit means the frozen one is done; else the frozen fit resumes first.
+    unfrozen_saved = bool(resume) and _of_this_fit(self, resume, epochs, unfrozen, kwargs.get('cbs'), kwargs.get('wd'))
+    if freeze_epochs and not unfrozen_saved:
         self.freeze()
-        self.fit_one_cycle(freeze_epochs, slice(base_lr), pct_start=0.99, **kwargs)
-    base_lr /= 2
+        self.fit_one_cycle(freeze_epochs, slice(base_lr), pct_start=0.99, resume=resume, **kwargs)
     self.unfreeze()
-    self.fit_one_cycle(epochs, slice(base_lr/lr_mult, base_lr), pct_start=pct_start, div=div, **kwargs)
+    self.fit_one_cycle(epochs, unfrozen.lr_max, pct_start=pct_start, div=div, resume=resume if unfrozen_saved else None, **kwargs)

@@ -15,7 +15,7 @@ from .scheduler import *
 
 # %% auto #0
 __all__ = ['CorruptCheckpoint', 'write_checkpoint', 'read_checkpoint', 'run_identity', 'capture', 'checkpoints', 'Checkpoint',
-           'find_checkpoint', 'check_identity', 'restore', 'Resumer']
+           'find_checkpoint', 'check_identity', 'restore', 'restore_finished', 'Resumer']
 
 # %% ../nbs/05_resume.ipynb #9b4b1527
 _MAGIC = b'onecycle_ext checkpoint v1 sha256='
@@ -106,7 +106,7 @@ def capture(learn, epoch, it, finished=False):
 _STEP = re.compile(r'-(\d{9})\.ckpt$')
 
 def checkpoints(folder, fname='checkpoint'):
-    "The checkpoint files `fname-<step>.ckpt` in `folder`, newest first"
+    "The checkpoint files `fname-<n>.ckpt` in `folder`, newest first"
     files = [p for p in Path(folder).glob(f"{fname}-*.ckpt") if _STEP.search(p.name) and p.name[:-len('-000000000.ckpt')] == fname]
     return sorted(files, key=lambda p: int(_STEP.search(p.name).group(1)), reverse=True)
 
@@ -132,7 +132,10 @@ class Checkpoint(Callback):
         if getattr(learn, 'lr_finder', None) is not None: return
         folder = Path(learn.path)/learn.model_dir
         folder.mkdir(parents=True, exist_ok=True)
-        write_checkpoint(capture(learn, epoch, it, finished), folder/f"{self.fname}-{learn.train_iter:09d}.ckpt")
+        # Numbered in the order saved, across fits (fine_tune runs two), so the highest number is the newest.
+        saved = checkpoints(folder, self.fname)
+        number = int(_STEP.search(saved[0].name).group(1)) + 1 if saved else 1
+        write_checkpoint(capture(learn, epoch, it, finished), folder/f"{self.fname}-{number:09d}.ckpt")
         for old in checkpoints(folder, self.fname)[self.keep:]: old.unlink()
 
 # %% ../nbs/05_resume.ipynb #f2d08124
@@ -161,6 +164,12 @@ def restore(learn, ck):
     rec.hps,rec.group_hps = r['hps'],r['group_hps']  # the finished fit's; a resumed fit records its own at the end
     for cb,done in zip([cb for cb in learn.cbs if isinstance(cb, ParamScheduler)], ck['scheds']): cb.done = done
     if ck['scaler'] is not None and getattr(learn, 'scaler', None) is not None: learn.scaler.load_state_dict(ck['scaler'])
+
+def restore_finished(learn, ck):
+    "Put a finished run's final state into `learn`, random streams included, so what the script does next is the same too"
+    restore(learn, ck)
+    _set_rng_state(ck['rng'])
+    for dl,state in zip(learn.dls.loaders, ck['loader_rngs']): dl.rng.setstate(state)
 
 class Resumer(Callback):
     "Restores a checkpoint at the start of the fit; the data order and random states follow in `Learner.all_batches`"

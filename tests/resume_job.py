@@ -22,16 +22,17 @@ def _die(): os.kill(os.getpid(), signal.SIGKILL)
 class KillAt(Callback):
     "SIGKILLs its own process after `at` training batches, or during the `at`-th validation batch"
     order = 101
-    def __init__(self, where, at): self.where,self.at,self.n_valid = where,at,0
+    def __init__(self, where, at): self.where,self.at,self.n_valid,self.n_train = where,at,0,0
     def after_batch(self):
-        if self.where == 'batch' and self.training and self.learn.train_iter == self.at: _die()
+        self.n_train += self.training  # across fits: fine_tune runs two
+        if self.where == 'batch' and self.training and self.n_train == self.at: _die()
         if self.where == 'valid' and not self.training:
             self.n_valid += 1
             if self.n_valid == self.at: _die()
 
 class Count(Callback):
-    "Counts the batches this process trains"
-    def before_fit(self): self.n = 0
+    "Counts the batches this process trains, across fits"
+    def __init__(self): self.n = 0
     def after_batch(self): self.n += self.training
 
 def learner(path):
@@ -61,9 +62,12 @@ def train(path, method, resume=False, kill=None, every_iters=3):
     if method == 'fit_one_cycle': learn.fit_one_cycle(4, 1e-2, cbs=cbs, resume=resume)
     elif method == 'fit_flat_cos': learn.fit_flat_cos(4, 1e-2, cbs=cbs, resume=resume)
     elif method == 'partial': learn.fit(3, cbs=[PartialOneCycleScheduler(1e-2, tot_epochs=6, start_epoch=2)] + cbs, resume=resume)
+    elif method == 'fine_tune':
+        learn.splitter = lambda m: [list(m[0].parameters()), list(m[3].parameters())]
+        learn.fine_tune(2, 1e-2, freeze_epochs=1, cbs=cbs, resume=resume)
     else: raise ValueError(method)
     torch.save(learn.model.state_dict(), Path(path)/'final.pth')
-    (Path(path)/'trained.txt').write_text(str(getattr(count, 'n', 0)))
+    (Path(path)/'trained.txt').write_text(str(count.n))
 
 def run_in_child(path, method, resume=False, kill=None, timeout=120):
     "Run `train` in a forked child; returns its exit code (-9 when it was killed)"

@@ -8,8 +8,8 @@ from resume_job import run_in_child, learner
 from onecycle_ext import Checkpoint
 from onecycle_ext.resume import checkpoints
 
-METHODS = ['fit_one_cycle', 'fit_flat_cos', 'partial']
-# 4 epochs x 8 batches (3 for the partial slice); a checkpoint every 3 batches and at each epoch's end.
+METHODS = ['fit_one_cycle', 'fit_flat_cos', 'partial', 'fine_tune']
+# 4 epochs x 8 batches (3 for the partial slice, 1 + 2 for fine_tune); a checkpoint every 3 batches and at each epoch's end.
 KILLS = [('batch', 1), ('batch', 5), ('batch', 13), ('batch', 22), ('write', 1), ('write', 4), ('valid', 1), ('valid', 3)]
 
 @pytest.fixture(scope='module')
@@ -32,7 +32,7 @@ def test_kill_and_resume_is_bit_identical(tmp_path, uninterrupted, method, kill)
     assert not (tmp_path/'final.pth').exists()
     assert run_in_child(tmp_path, method, resume=True) == 0
     assert_same(torch.load(tmp_path/'final.pth'), uninterrupted[method])
-    total = (3 if method == 'partial' else 4) * 8
+    total = {'partial': 3, 'fine_tune': 3}.get(method, 4) * 8
     trained = int((tmp_path/'trained.txt').read_text())
     # A kill before the first checkpoint is saved restarts from scratch; any later one resumes.
     assert trained == total if kill in [('batch', 1), ('write', 1)] else trained < total
@@ -87,7 +87,7 @@ def test_keeps_the_newest(tmp_path):
     learn = learner(tmp_path)
     learn.fit_one_cycle(2, 1e-2, cbs=Checkpoint(every_iters=2, keep=3))
     names = [p.name for p in checkpoints(tmp_path/'models')]
-    assert names == ['checkpoint-000000016.ckpt', 'checkpoint-000000014.ckpt', 'checkpoint-000000012.ckpt']
+    assert names == ['checkpoint-000000010.ckpt', 'checkpoint-000000009.ckpt', 'checkpoint-000000008.ckpt']  # 8 every 2 batches, 2 at epoch ends, 1 at the end
     assert not list((tmp_path/'models').glob('*.tmp'))
 
 def test_checkpoint_loads_without_running_code(tmp_path):
