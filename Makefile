@@ -20,7 +20,10 @@ test: .venv/.ok .tools/.ok
 	.venv/bin/python -m pytest -q tests
 
 bench: .venv/.ok
-	.venv/bin/python bench/overhead.py
+	.venv/bin/python bench/overhead.py --write
+	.venv/bin/python bench/lr_find_speed.py --write
+	.venv/bin/python bench/suggest.py --write
+	.venv/bin/python bench/resume.py --write
 
 envs: .venv/.ok .tools/.ok
 
@@ -28,19 +31,20 @@ $(UV):
 	$(PYTHON) -m venv .venv-boot
 	.venv-boot/bin/pip install -q uv==0.13.9
 
+# An environment $(1) from the lock file $(2), with this package installed editable.
+define make_env
+	rm -rf $(1)
+	$(UV) venv -q -p $(PYTHON) $(1)
+	$(UV) pip install -q -p $(1)/bin/python -r $(2)
+	$(UV) pip install -q -p $(1)/bin/python --no-deps -e .
+	touch $(1)/.ok
+endef
+
 .venv/.ok: requirements/runtime.txt setup.py settings.ini | $(UV)
-	rm -rf .venv
-	$(UV) venv -q -p $(PYTHON) .venv
-	$(UV) pip install -q -p .venv/bin/python -r requirements/runtime.txt
-	$(UV) pip install -q -p .venv/bin/python --no-deps -e .
-	touch $@
+	$(call make_env,.venv,requirements/runtime.txt)
 
 .tools/.ok: requirements/tools.txt setup.py settings.ini | $(UV)
-	rm -rf .tools
-	$(UV) venv -q -p $(PYTHON) .tools
-	$(UV) pip install -q -p .tools/bin/python -r requirements/tools.txt
-	$(UV) pip install -q -p .tools/bin/python --no-deps -e .
-	touch $@
+	$(call make_env,.tools,requirements/tools.txt)
 
 # README.md is made from nbs/index.ipynb (quarto, which nbdev_readme needs, cannot be installed here).
 readme: .tools/.ok

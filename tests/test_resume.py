@@ -102,3 +102,24 @@ def test_checkpoint_loads_without_running_code(tmp_path):
 @pytest.mark.parametrize('kw,msg', [(dict(every_iters=0), 'every_iters=0'), (dict(keep=0), 'keep=0'), (dict(fname='a/b'), "fname='a/b'")])
 def test_bad_checkpoint_arguments(kw, msg):
     with pytest.raises(ValueError, match=msg): Checkpoint(**kw)
+
+def test_lr_find_with_a_checkpoint_callback_writes_nothing(tmp_path):
+    learn = learner(tmp_path)
+    learn.add_cb(Checkpoint(every_iters=1))
+    learn.lr_find(show_plot=False)
+    assert not (tmp_path/'models').exists() or list((tmp_path/'models').iterdir()) == []
+
+def test_sgdr_resume(tmp_path):
+    "fit_sgdr takes resume= too: an exception mid-run, then resume, equals the whole run"
+    from fastai.callback.core import Callback
+    class Boom(Callback):
+        order = 101
+        def after_batch(self):
+            if self.training and self.learn.train_iter == 19: raise RuntimeError('boom')
+    def run(path, cbs=(), resume=None):
+        learn = learner(path)
+        learn.fit_sgdr(2, 1, 1e-2, cbs=[Checkpoint(every_iters=4), *cbs], resume=resume)
+        return learn.model.state_dict()
+    whole = run(tmp_path/'a')
+    with pytest.raises(RuntimeError): run(tmp_path/'b', cbs=[Boom()])
+    assert_same(run(tmp_path/'b', resume=True), whole)
