@@ -193,7 +193,8 @@ def all_batches(self:Learner):
         for dl,state in zip(self.dls.loaders, ck['loader_rngs']): dl.rng.setstate(state)
         self.dl.rng.setstate(ck['train_rng'])
         if ck['iter'] == 0: _set_rng_state(ck['rng'])
-    if self.training: self.epoch_start_rng = self.dl.rng.getstate()
+    rng = getattr(self.dl, 'rng', None)  # fastai's DataLoaders have one; `get_preds` may be given another loader
+    if self.training and rng is not None: self.epoch_start_rng = rng.getstate()
     skip = ck['iter'] if ck is not None else 0
     for i,b in enumerate(self.dl):
         if i < skip:

@@ -65,3 +65,11 @@ def test_hot_path_calls_no_torch_function(make):
     learn.fit(1, cbs=sched)
     assert len(learn.recorder.hps['lr']) == 10 and mode.calls == []
     assert all(type(v) is float for h in learn.opt.hypers for v in (h['lr'],))
+
+def test_validate_and_get_preds_still_work():
+    "all_batches is patched for resuming: fastai's other loops over data go through it unchanged"
+    learn = synth()
+    learn.fit_one_cycle(1, 1e-2)
+    preds,targs = learn.get_preds()
+    assert preds.shape == targs.shape and len(preds) == len(learn.dls.valid_ds)
+    assert learn.validate()[0] == pytest.approx(float(((preds - targs)**2).mean()), rel=1e-5)
