@@ -123,3 +123,28 @@ def test_sgdr_resume(tmp_path):
     whole = run(tmp_path/'a')
     with pytest.raises(RuntimeError): run(tmp_path/'b', cbs=[Boom()])
     assert_same(run(tmp_path/'b', resume=True), whole)
+
+def test_grad_scaler_state_resumes(tmp_path):
+    "MixedPrecision keeps a GradScaler in learn.scaler (CUDA only); its state is saved and restored. Here a CPU one."
+    from fastai.callback.core import Callback
+    class Scaler(Callback):
+        "Stands in for MixedPrecision: makes learn.scaler at before_fit and changes its scale every step"
+        order = 10
+        def before_fit(self):
+            self.learn.scaler = torch.amp.GradScaler('cpu', init_scale=2.**16)
+            self.learn.scaler.scale(torch.ones(1))  # a scaler's state starts at its first use
+        def after_step(self): self.learn.scaler.update(self.learn.scaler.get_scale() * 0.9)
+        def after_fit(self): self.final = self.learn.scaler.get_scale()
+    class Boom(Callback):
+        order = 101
+        def after_batch(self):
+            if self.training and self.learn.train_iter == 13: raise RuntimeError('boom')
+    def run(path, cbs=(), resume=None):
+        learn = learner(path)
+        s = Scaler()
+        learn.fit_one_cycle(3, 1e-2, cbs=[s, Checkpoint(every_iters=4), *cbs], resume=resume)
+        return s.final
+    whole = run(tmp_path/'a')
+    with pytest.raises(RuntimeError): run(tmp_path/'b', cbs=[Boom()])
+    assert run(tmp_path/'b', resume=True) == whole
+    assert whole == pytest.approx(2.**16 * 0.9**24, rel=1e-5)  # 24 steps: the resumed run did not start the scale over
