@@ -20,10 +20,7 @@ test: .venv/.ok .tools/.ok
 	.venv/bin/python -m pytest -q tests
 
 bench: .venv/.ok
-	.venv/bin/python bench/overhead.py --write
-	.venv/bin/python bench/lr_find_speed.py --write
-	.venv/bin/python bench/suggest.py --write
-	.venv/bin/python bench/resume.py --write
+	.venv/bin/python -m bench $(ARGS)
 
 envs: .venv/.ok .tools/.ok
 
