@@ -47,3 +47,4 @@ endef
 readme: .tools/.ok
 	.tools/bin/jupyter nbconvert --to markdown nbs/index.ipynb --output-dir . --output README \
 		--RegexRemovePreprocessor.patterns="['^#\| *hide']"
+	sed -i 's|](images/|](nbs/images/|g' README.md  # the notebook's images, seen from the repository root

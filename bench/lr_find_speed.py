@@ -6,30 +6,16 @@ validation. Ours includes the in-memory snapshot and restore; fastai's saves and
 
     .venv/bin/python bench/lr_find_speed.py [--reps 11] [--write]
 """
-import argparse, contextlib, os, sys, tempfile, time, warnings
+import argparse, os, sys, tempfile, time, warnings
 os.environ.setdefault('MPLBACKEND', 'Agg')
 warnings.filterwarnings('ignore')
 from pathlib import Path
 import numpy as np
-import torch
-from fastai.learner import Learner
-import fastai.callback.schedule  # fastai's methods, captured before onecycle_ext replaces them
-from fastai.callback.core import Callback, CancelFitException, CancelValidException
-_NAMES = ('fit', '_do_fit', 'lr_find', 'plot_lr_find')
-from fastai.learner import Recorder
-FASTAI = {n: getattr(Learner if n != 'plot_lr_find' else Recorder, n) for n in _NAMES}
-import onecycle_ext
-OURS = {n: getattr(Learner if n != 'plot_lr_find' else Recorder, n) for n in _NAMES}
 sys.path.insert(0, os.path.dirname(__file__))
+from fastai_ref import fastai_methods  # first: captures fastai's methods before onecycle_ext replaces them
+from fastai.callback.core import Callback, CancelFitException, CancelValidException
 from results import context, write_section
 from tasks import learner
-
-@contextlib.contextmanager
-def fastai_methods():
-    for n,f in FASTAI.items(): setattr(Learner if n != 'plot_lr_find' else Recorder, n, f)
-    try: yield
-    finally:
-        for n,f in OURS.items(): setattr(Learner if n != 'plot_lr_find' else Recorder, n, f)
 
 class Steps(Callback):
     "Stop after `n` training batches, skipping validation"

@@ -38,11 +38,15 @@ def test_plots_return_figures(tmp_path):
 def test_demo_command(tmp_path):
     script = Path(sys.executable).parent/'onecycle-demo'  # the console script of this environment
     out = subprocess.run([str(script), '--epochs', '2', '--out', str(tmp_path)], capture_output=True, text=True, check=True)
-    rows = [l.split() for l in out.stdout.splitlines() if l.split() and l.split()[0].isdigit()]
-    assert [r[0] for r in rows] == ['0', '1'] and all(0 <= float(r[4]) <= 1 for r in rows)
-    assert {p.name for p in tmp_path.glob('*.png')} == {'lr_find.png', 'sched.png'}
-    bad = subprocess.run([sys.executable, '-m', 'onecycle_ext.demo', '--epochs', '0'], capture_output=True, text=True)
-    assert bad.returncode == 2 and '--epochs=0' in bad.stderr and 'Traceback' not in bad.stderr
+    rows = [l.split('|') for l in out.stdout.splitlines() if l.startswith('| ') and not l.startswith('| schedule')]
+    assert [r[1].strip() for r in rows] == ['1cycle at the lr_find suggestion', 'constant lr at the suggestion', "PyTorch's OneCycleLR recipe"]
+    assert all(0 <= float(r[2]) <= 1 for r in rows)
+    assert {p.name for p in tmp_path.iterdir() if p.is_file()} == {'report.md', 'lr_find.png', 'sched.png', 'accuracy.png'}
+    assert (tmp_path/'report.md').read_text() in out.stdout
+    assert '\x1b' not in out.stdout and '|----' not in out.stdout  # no progress bar when not on a terminal
+    for bad in (['--epochs', '0'], ['--device', 'tpu']):
+        res = subprocess.run([sys.executable, '-m', 'onecycle_ext.demo', *bad], capture_output=True, text=True)
+        assert res.returncode == 2 and 'Traceback' not in res.stderr and bad[0] in res.stderr
 
 class _TorchCalls(TorchFunctionMode):
     "Records every torch function called while active"
