@@ -14,7 +14,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(__file__))
 from fastai_ref import fastai_methods  # first: captures fastai's methods before onecycle_ext replaces them
 from fastai.callback.core import Callback, CancelFitException, CancelValidException
-from results import context, write_section
+from results import publish
 from tasks import learner
 
 class Steps(Callback):
@@ -47,10 +47,9 @@ def main():
     ours,plain,theirs = (np.median(times[k]) for k in ('ours', 'plain', 'fastai'))
     table = ["| task | ours (s) | 100 plain steps (s) | fastai lr_find (s) | ours / plain | ours / fastai |", "|---|---|---|---|---|---|",
              f"| {a.task} | {ours:.3f} | {plain:.3f} | {theirs:.3f} | {ours/plain:.2f} | {ours/theirs:.2f} |"]
-    body = "\n".join([f"## lr_find speed (`bench/lr_find_speed.py`)", "", context(), "",
-                      f"`lr_find(num_it=100)`, median of {a.reps} runs each, alternating in one process. "
-                      "Goals: ours / plain <= 1.1, ours / fastai <= 1.", ""] + table)
-    print(body)
-    if a.write: write_section('lr_find_speed', body)
+    publish('lr_find_speed', "lr_find speed (`bench/lr_find_speed.py`)",
+            f"`lr_find(num_it=100)`, median of {a.reps} runs each, alternating in one process. "
+            "Goals: ours / plain <= 1.1, ours / fastai <= 1.",
+            table, a.write)
 
 if __name__ == '__main__': main()

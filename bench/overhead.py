@@ -23,7 +23,7 @@ import onecycle_ext
 from onecycle_ext import OneCycleScheduler
 from onecycle_ext.demo import mnist1d_dls, cnn1d
 sys.path.insert(0, os.path.dirname(__file__))
-from results import context, write_section
+from results import publish
 
 def timed(cb):
     "Wrap `cb`'s event methods so the time spent in them is summed into `cb.elapsed` (ns)"
@@ -100,12 +100,11 @@ def main():
              "|---|---|---|---|---|---|---|---|---|"]
     table += [f"| {g} | {o:.1f} | {t:.0f} | {r:.0f}x | {on:.1f} | {tn:.0f} | {rn:.0f}x | {ts:.1f} | {b:.0f} |"
               for g,o,t,r,on,tn,rn,ts,b in rows]
-    body = "\n".join([f"## Scheduler overhead (`bench/overhead.py`)", "", context(), "",
-                      f"1cycle (lr and mom) in fits of {a.epochs} epochs x {len(dls.train)} batches, median of {a.reps} fits each, "
-                      "ours and fastai's alternating in one process; time inside the callback's event methods per training batch. "
-                      "Net: less the timer's own cost, measured on an empty callback in the same fits. "
-                      "Goal: fastai / ours >= 20.", ""] + table)
-    print(body)
-    if a.write: write_section('overhead', body)
+    publish('overhead', "Scheduler overhead (`bench/overhead.py`)",
+            f"1cycle (lr and mom) in fits of {a.epochs} epochs x {len(dls.train)} batches, median of {a.reps} fits each, "
+            "ours and fastai's alternating in one process; time inside the callback's event methods per training batch. "
+            "Net: less the timer's own cost, measured on an empty callback in the same fits. "
+            "Goal: fastai / ours >= 20.",
+            table, a.write)
 
 if __name__ == '__main__': main()

@@ -17,3 +17,10 @@ def write_section(name, body):
     pat = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
     text = pat.sub(lambda m: block, text) if pat.search(text) else text.rstrip() + "\n\n" + block + "\n"
     RESULTS.write_text(text)
+
+def publish(name, title, description, table, write=False):
+    "Print a benchmark's section (title, context, description, table) and, with `write`, put it in RESULTS.md"
+    body = "\n".join([f"## {title}", "", context(), "", description, ""] + list(table))
+    print(body)
+    if write: write_section(name, body)
+

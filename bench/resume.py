@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 sys.path.insert(0, os.path.dirname(__file__))
-from results import context, write_section
+from results import publish
 from tasks import learner, dls_for
 from onecycle_ext import Checkpoint
 
@@ -64,12 +64,11 @@ def main():
              "|---|---|---|", f"| {killed} | {resumed_from_ckpt} | {identical} |", "",
              "| checkpointing | ms per batch | relative to none |", "|---|---|---|"]
     table += [f"| {k} | {1e3*np.median(v):.2f} | {np.median(v)/base:.2f} |" for k,v in costs.items()]
-    body = "\n".join([f"## Kill and resume (`bench/resume.py`)", "", context(), "",
-                      f"`fit_one_cycle(3)` of the 1-D CNN on MNIST-1D (120 batches, {full:.1f} s uninterrupted in a child process), "
-                      "`Checkpoint(every_iters=7)`, SIGKILL at a uniformly random moment (runs that ended first are not counted), then "
-                      "`resume=True`. Goal: all bit-identical. "
-                      "Checkpoint cost: median of 7 fits each, alternating in one process.", ""] + table)
-    print(body)
-    if a.write: write_section('resume', body)
+    publish('resume', "Kill and resume (`bench/resume.py`)",
+            f"`fit_one_cycle(3)` of the 1-D CNN on MNIST-1D (120 batches, {full:.1f} s uninterrupted in a child process), "
+            "`Checkpoint(every_iters=7)`, SIGKILL at a uniformly random moment (runs that ended first are not counted), then "
+            "`resume=True`. Goal: all bit-identical. "
+            "Checkpoint cost: median of 7 fits each, alternating in one process.",
+            table, a.write)
 
 if __name__ == '__main__': main()

@@ -13,7 +13,7 @@ warnings.filterwarnings('ignore')
 import numpy as np
 import torch
 sys.path.insert(0, os.path.dirname(__file__))
-from results import context, write_section
+from results import publish
 from tasks import TASKS, learner, accuracy_after
 from onecycle_ext import valley, slide, minimum, steep, descent
 
@@ -45,11 +45,10 @@ def main():
              "|---|---|---|---|---|---|---|"]
     table += [f"| {t} | {f}{' (default)' if f == 'descent' else ''} | {s:.2e} | {acc:.1f} | {r:.1f} | {w:.1f} | {b:.1f} |"
               for t,f,s,acc,r,w,b in rows]
-    body = "\n".join([f"## LR finder suggestions (`bench/suggest.py{' --quick' if a.quick else ''}`)", "", context(), "",
-                      f"`fit_one_cycle(8)` with Adam at each of {len(grid)} learning rates from 1e-4 to 1 and at each suggestion, "
-                      f"seeds {seeds}; {time.time()-start:.0f} s. Goal for the default: regret at most 0.5 points on every task "
-                      "and never worse than `valley`.", ""] + table)
-    print(body)
-    if a.write: write_section('suggest', body)
+    publish('suggest', f"LR finder suggestions (`bench/suggest.py{' --quick' if a.quick else ''}`)",
+            f"`fit_one_cycle(8)` with Adam at each of {len(grid)} learning rates from 1e-4 to 1 and at each suggestion, "
+            f"seeds {seeds}; {time.time()-start:.0f} s. Goal for the default: regret at most 0.5 points on every task "
+            "and never worse than `valley`.",
+            table, a.write)
 
 if __name__ == '__main__': main()

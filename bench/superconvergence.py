@@ -11,7 +11,7 @@ warnings.filterwarnings('ignore')
 import numpy as np
 sys.path.insert(0, os.path.dirname(__file__))
 from fastai_ref import fastai_methods  # first: captures fastai's methods before onecycle_ext replaces them
-from results import context, write_section
+from results import publish
 from tasks import learner
 
 EPOCHS = 10  # x 40 batches = 400 steps
@@ -44,10 +44,9 @@ def main():
     for k,accs in rows.items():
         sug = ", ".join(f"{x:.1e}" for x in lrs.get(k, lrs['ours']))
         table.append(f"| {names[k]} | {steps[k]} | {sug} | {', '.join(f'{100*x:.1f}' for x in accs)} | {100*min(accs):.1f} |")
-    body = "\n".join([f"## Superconvergence (`bench/superconvergence.py`)", "", context(), "",
-                      f"MNIST-1D, the demo's CNN, Adam, batch size 100, seeds 0..{a.seeds-1}; {time.time()-start:.0f} s. "
-                      "Goal: ours >= 95% on every seed in 400 steps.", ""] + table)
-    print(body)
-    if a.write: write_section('superconvergence', body)
+    publish('superconvergence', "Superconvergence (`bench/superconvergence.py`)",
+            f"MNIST-1D, the demo's CNN, Adam, batch size 100, seeds 0..{a.seeds-1}; {time.time()-start:.0f} s. "
+            "Goal: ours >= 95% on every seed in 400 steps.",
+            table, a.write)
 
 if __name__ == '__main__': main()

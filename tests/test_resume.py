@@ -4,6 +4,7 @@ import random, warnings
 from pathlib import Path
 import pytest
 import torch
+from fastai.callback.core import Callback
 from resume_job import run_in_child, learner
 from onecycle_ext import Checkpoint
 from onecycle_ext.resume import checkpoints
@@ -20,6 +21,13 @@ def uninterrupted(tmp_path_factory):
         assert run_in_child(d, m) == 0
         out[m] = torch.load(d/'final.pth')
     return out
+
+class Boom(Callback):
+    "Raises after `at` training batches: a crash inside the process"
+    order = 101
+    def __init__(self, at): self.at = at
+    def after_batch(self):
+        if self.training and self.learn.train_iter == self.at: raise RuntimeError('boom')
 
 def assert_same(a, b):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -111,22 +119,16 @@ def test_lr_find_with_a_checkpoint_callback_writes_nothing(tmp_path):
 
 def test_sgdr_resume(tmp_path):
     "fit_sgdr takes resume= too: an exception mid-run, then resume, equals the whole run"
-    from fastai.callback.core import Callback
-    class Boom(Callback):
-        order = 101
-        def after_batch(self):
-            if self.training and self.learn.train_iter == 19: raise RuntimeError('boom')
     def run(path, cbs=(), resume=None):
         learn = learner(path)
         learn.fit_sgdr(2, 1, 1e-2, cbs=[Checkpoint(every_iters=4), *cbs], resume=resume)
         return learn.model.state_dict()
     whole = run(tmp_path/'a')
-    with pytest.raises(RuntimeError): run(tmp_path/'b', cbs=[Boom()])
+    with pytest.raises(RuntimeError): run(tmp_path/'b', cbs=[Boom(19)])
     assert_same(run(tmp_path/'b', resume=True), whole)
 
 def test_grad_scaler_state_resumes(tmp_path):
     "MixedPrecision keeps a GradScaler in learn.scaler (CUDA only); its state is saved and restored. Here a CPU one."
-    from fastai.callback.core import Callback
     class Scaler(Callback):
         "Stands in for MixedPrecision: makes learn.scaler at before_fit and changes its scale every step"
         order = 10
@@ -135,16 +137,12 @@ def test_grad_scaler_state_resumes(tmp_path):
             self.learn.scaler.scale(torch.ones(1))  # a scaler's state starts at its first use
         def after_step(self): self.learn.scaler.update(self.learn.scaler.get_scale() * 0.9)
         def after_fit(self): self.final = self.learn.scaler.get_scale()
-    class Boom(Callback):
-        order = 101
-        def after_batch(self):
-            if self.training and self.learn.train_iter == 13: raise RuntimeError('boom')
     def run(path, cbs=(), resume=None):
         learn = learner(path)
         s = Scaler()
         learn.fit_one_cycle(3, 1e-2, cbs=[s, Checkpoint(every_iters=4), *cbs], resume=resume)
         return s.final
     whole = run(tmp_path/'a')
-    with pytest.raises(RuntimeError): run(tmp_path/'b', cbs=[Boom()])
+    with pytest.raises(RuntimeError): run(tmp_path/'b', cbs=[Boom(13)])
     assert run(tmp_path/'b', resume=True) == whole
     assert whole == pytest.approx(2.**16 * 0.9**24, rel=1e-5)  # 24 steps: the resumed run did not start the scale over
