@@ -14,6 +14,7 @@ from .annealing import *
 from .scheduler import *
 from .scheduler import _check_number
 from .fit import *
+from .resume import _rng_state, _set_rng_state
 
 # %% auto #0
 __all__ = ['Snapshot', 'LRFinder', 'valley', 'slide', 'minimum', 'steep', 'descent', 'suggestion_points', 'suggested_lrs']
@@ -28,15 +29,6 @@ def _clone(x):
     if isinstance(x, (list, tuple)) and type(x) in (list, tuple): return type(x)(_clone(v) for v in x)
     return copy.deepcopy(x)
 
-def _rng_states():
-    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
-    return random.getstate(),np.random.get_state(),torch.get_rng_state(),cuda
-
-def _set_rng_states(states):
-    py,npy,cpu,cuda = states
-    random.setstate(py); np.random.set_state(npy); torch.set_rng_state(cpu)
-    if cuda is not None: torch.cuda.set_rng_state_all(cuda)
-
 class Snapshot:
     "What a fit changes in `learn`, kept in memory; `restore` puts it back exactly"
     def __init__(self, learn):
@@ -47,7 +39,7 @@ class Snapshot:
         # Callbacks keep state (the recorder's history, above all); shared objects stay shared.
         keep = {id(o): o for o in (learn, learn.model, learn.dls, learn.opt)}
         self.cbs = [(cb, _copy_state(cb.__dict__, keep)) for cb in learn.cbs]
-        self.rngs = _rng_states()
+        self.rngs = _rng_state()
         self.dl_rngs = [(dl, dl.rng, dl.rng.getstate()) for dl in learn.dls.loaders if isinstance(getattr(dl, 'rng', None), random.Random)]
 
     def restore(self):
@@ -56,7 +48,7 @@ class Snapshot:
         for m,training in self.modes: m.training = training
         if self.opt is not None: self.opt[0].load_state_dict(_clone(self.opt[1]))
         for cb,state in self.cbs: cb.__dict__.clear(); cb.__dict__.update(state)
-        _set_rng_states(self.rngs)
+        _set_rng_state(self.rngs)
         for dl,rng,state in self.dl_rngs: rng.setstate(state); dl.rng = rng
         learn.__dict__.clear(); learn.__dict__.update(self.attrs)
 
