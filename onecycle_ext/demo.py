@@ -50,9 +50,9 @@ def cnn1d(n_out=10, nf=32):
 class EpochLog(Callback):
     "Validation accuracy and loss after each epoch, and the fit's wall time"
     order = 60
-    def before_fit(self): self.acc,self.loss,self.start = [],[],time.time()
+    def before_fit(self): self.acc,self.val_loss,self.start = [],[],time.time()
     def after_epoch(self):
-        self.loss.append(float(self.learn.recorder.values[-1][1])); self.acc.append(float(self.learn.recorder.values[-1][2]))
+        self.val_loss.append(float(self.learn.recorder.values[-1][1])); self.acc.append(float(self.learn.recorder.values[-1][2]))
     def after_fit(self): self.time = time.time() - self.start
 
 SCHEDULES = {'1cycle at the lr_find suggestion': lambda lr: dict(cbs=OneCycleScheduler(lr)),
@@ -78,7 +78,7 @@ def run(epochs=10, out='demo_out', seed=0, device='cpu', bar=False):
         learn,log = learner(),EpochLog()
         kw = kwargs(lr)
         with learn.no_logging(): learn.fit(epochs, cbs=[log] + list(L(kw.pop('cbs', None))), **kw)
-        rows.append((name, log.acc[-1], log.loss[-1], log.time)); logs[name] = log
+        rows.append((name, log.acc[-1], log.val_loss[-1], log.time)); logs[name] = log
         main = main or learn
     main.recorder.plot_sched().savefig(out/'sched.png', dpi=72)
     _plot_accuracy(logs, len(dls.train)).savefig(out/'accuracy.png', dpi=72)

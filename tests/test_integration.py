@@ -77,3 +77,16 @@ def test_validate_and_get_preds_still_work():
     preds,targs = learn.get_preds()
     assert preds.shape == targs.shape and len(preds) == len(learn.dls.valid_ds)
     assert learn.validate()[0] == pytest.approx(float(((preds - targs)**2).mean()), rel=1e-5)
+
+def test_no_callback_shadows_a_learner_attribute(tmp_path):
+    "fastai warns when a callback sets an attribute the learner has (a bug waiting to happen); none of ours does"
+    import warnings
+    from onecycle_ext import Checkpoint
+    from onecycle_ext.demo import run
+    with warnings.catch_warnings():
+        warnings.filterwarnings('error', message='.*shadowing an attribute.*')
+        learn = synth(path=tmp_path)
+        learn.fit_one_cycle(2, 1e-2, cbs=Checkpoint(every_iters=3))
+        learn.lr_find(show_plot=False)
+        learn.fit_sgdr(2, 1, cbs=Checkpoint(every_iters=3, fname='sgdr'))
+        run(epochs=1, out=tmp_path/'demo')
