@@ -84,7 +84,7 @@ def fit_flat_cos(self:Learner, n_epoch, lr=None, div_final=1e5, pct_start=0.75, 
     sched = ParamScheduler({'lr': lr_schedule(lrs, lambda l: combined_cos(pct_start, l, l, l/div_final))})
     self.fit(n_epoch, cbs=L(sched)+L(cbs), reset_opt=reset_opt, wd=wd, start_epoch=start_epoch, resume=resume)
 
-# %% ../nbs/02_fit.ipynb #26cc3bfb
+# %% ../nbs/02_fit.ipynb #b2632ad0
 def _check_count(name, v, low=1):
     if not (isinstance(v, int) and v >= low):
         raise ValueError(f"{name}={v!r} is not allowed: give an integer >= {low}")
@@ -102,7 +102,7 @@ def fit_sgdr(self:Learner, n_cycles, cycle_len, lr_max=None, cycle_mult=2, cbs=N
     sched = lr_schedule(lrs, lambda l: combine_scheds(pcts, [SchedCos(l*cycle_decay**i, 0.) for i in range(n_cycles)]))
     self.fit(n_epoch, cbs=L(ParamScheduler({'lr': sched}))+L(cbs), reset_opt=reset_opt, wd=wd, start_epoch=start_epoch, resume=resume)
 
-# %% ../nbs/02_fit.ipynb #4f62b1ea
+# %% ../nbs/02_fit.ipynb #0fc1c6f5
 def _of_this_fit(learn, resume, n_epoch, sched, cbs, wd):
     "Whether the checkpoint `resume` finds was saved by a fit of `n_epoch` epochs with `sched`"
     fname = next((cb.fname for cb in L(cbs) + learn.cbs if isinstance(cb, Checkpoint)), 'checkpoint')

@@ -225,7 +225,7 @@ class OneCycleScheduler(ParamScheduler):
         if self.three_phase: return [p, p, 1-2*p],[p*n_steps - 1, 2*p*n_steps - 2, n_steps - 1]
         return [p, 1-p],[p*n_steps - 1, n_steps - 1]
 
-# %% ../nbs/01_scheduler.ipynb #0a6f5c6d
+# %% ../nbs/01_scheduler.ipynb #e956090e
 class PartialOneCycleScheduler(OneCycleScheduler):
     "Epochs `[start_epoch, start_epoch + n_epoch)` of a `tot_epochs`-long 1cycle"
     def __init__(self, lr_max=None, tot_epochs=None, start_epoch=0, **one_cycle_kwargs):
