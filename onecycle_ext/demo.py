@@ -20,11 +20,12 @@ from fastai.torch_core import set_seed
 import matplotlib
 import matplotlib.pyplot as plt
 from .scheduler import OneCycleScheduler
+from .resume import Checkpoint
 from .plots import plot_lr_find_curve
 import onecycle_ext  # the patched Learner methods
 
 # %% auto #0
-__all__ = ['SCHEDULES', 'mnist1d_dls', 'cnn1d', 'EpochLog', 'run', 'report', 'main']
+__all__ = ['SCHEDULES', 'mnist1d_dls', 'cnn1d', 'EpochLog', 'run', 'crash_and_resume', 'report', 'main']
 
 # %% ../nbs/06_demo.ipynb #206f753b
 def mnist1d_dls(bs=100, seed=42, device='cpu'):
@@ -82,9 +83,37 @@ def run(epochs=10, out='demo_out', seed=0, device='cpu', bar=False):
         main = main or learn
     main.recorder.plot_sched().savefig(out/'sched.png', dpi=72)
     _plot_accuracy(logs, len(dls.train)).savefig(out/'accuracy.png', dpi=72)
-    (out/'report.md').write_text(report(lr, rows, epochs, len(dls.train)))
+    same = crash_and_resume(learner, main, epochs, lr, out)
+    (out/'report.md').write_text(report(lr, rows, epochs, len(dls.train), same))
     plt.close('all')
     return lr,rows,main
+
+class _Crash(Callback):
+    "Raises in the middle of training, as a crash would"
+    order = 101
+    def __init__(self, at): self.at = at
+    def after_batch(self):
+        if self.training and self.learn.train_iter == self.at: raise RuntimeError('crash')
+
+def crash_and_resume(learner, whole, epochs, lr, out):
+    "The 1cycle run again with checkpoints, crashed at 3/8 of training and resumed: plots its loss and says if it matches"
+    ckpt = lambda: Checkpoint(every_iters=10, fname='demo')
+    at = 3*epochs*len(whole.dls.train)//8
+    learn = learner()
+    try:
+        with learn.no_logging(): learn.fit_one_cycle(epochs, lr, cbs=[ckpt(), _Crash(at)])
+    except RuntimeError: pass
+    crashed = [float(l) for l in learn.recorder.losses]
+    resumed = learner()
+    with resumed.no_logging(): resumed.fit_one_cycle(epochs, lr, cbs=ckpt(), resume=True)
+    for f in (Path(out)/resumed.model_dir).glob('demo-*.ckpt'): f.unlink()
+    fig,ax = plt.subplots(figsize=(6, 4))
+    ax.plot([float(l) for l in whole.recorder.losses], lw=4, alpha=0.4, label='uninterrupted')
+    ax.plot([float(l) for l in resumed.recorder.losses], label='crashed, then resume=True')
+    ax.axvline(len(crashed), color='red', ls=':', label=f'crash at step {len(crashed)}')
+    ax.set_xlabel('training steps'); ax.set_ylabel('smoothed training loss'); ax.legend()
+    fig.tight_layout(); fig.savefig(Path(out)/'resume.png', dpi=72)
+    return all(torch.equal(a, b) for a,b in zip(whole.model.state_dict().values(), resumed.model.state_dict().values()))
 
 def _plot_accuracy(logs, n_iter):
     fig,ax = plt.subplots(figsize=(6, 4))
@@ -93,11 +122,14 @@ def _plot_accuracy(logs, n_iter):
     fig.tight_layout()
     return fig
 
-def report(lr, rows, epochs, n_iter):
+def report(lr, rows, epochs, n_iter, resumed_same):
     "The demo's table, in markdown"
     lines = [f"`lr_find` suggests {lr:.2e}; {epochs} epochs of {n_iter} batches ({epochs*n_iter} steps) on MNIST-1D.", "",
              "| schedule | accuracy | loss | time (s) |", "|---|---|---|---|"]
-    return "\n".join(lines + [f"| {n} | {a:.4f} | {l:.4f} | {t:.1f} |" for n,a,l,t in rows]) + "\n"
+    lines += [f"| {n} | {a:.4f} | {l:.4f} | {t:.1f} |" for n,a,l,t in rows]
+    lines += ["", f"The 1cycle run crashed at 3/8 and resumed from its checkpoint: final weights "
+                  f"{'bit-identical to' if resumed_same else 'DIFFERENT from'} the uninterrupted run's."]
+    return "\n".join(lines) + "\n"
 
 # %% ../nbs/06_demo.ipynb #ff63e35b
 def main(argv=None):
@@ -116,7 +148,7 @@ def main(argv=None):
     start = time.time()
     lr,rows,_ = run(a.epochs, a.out, a.seed, a.device, bar=sys.stdout.isatty())
     print((Path(a.out)/'report.md').read_text(), end='')
-    print(f"report.md, lr_find.png, sched.png, accuracy.png in {a.out}/; {time.time()-start:.0f} s")
+    print(f"report.md, lr_find.png, sched.png, accuracy.png, resume.png in {a.out}/; {time.time()-start:.0f} s")
 
 # %% ../nbs/06_demo.ipynb #0555ce31
 #| eval: false
