@@ -81,23 +81,38 @@ def _load_opt_state(opt, sd):
 def run_identity(learn, n_epoch, lr, wd, cbs):
     "What must match between a checkpoint and the fit that resumes it"
     scheds = [cb for cb in list(cbs) + list(learn.cbs) if isinstance(cb, ParamScheduler)]
-    return {'n_epoch': n_epoch, 'batches per epoch': len(learn.dls.train),
+    return {'checkpoint format': 2, 'n_epoch': n_epoch, 'batches per epoch': len(learn.dls.train),
             'lr': repr(learn.lr if lr is None else lr), 'wd': repr(learn.wd if wd is None else wd),
             'optimizer': getattr(learn.opt_func, '__name__', repr(learn.opt_func)),
             'model': repr([(k, tuple(v.shape)) for k,v in learn.model.state_dict().items()]),
             'schedule': repr([(type(cb).__name__, cb.settings()) for cb in scheds])}
 
-def capture(learn, epoch, it, finished=False):
-    "The checkpoint of `learn` at batch `it` of `epoch` (the next batch to train)"
-    rec,train = learn.recorder,learn.dls.train
-    return {'version': 1, 'finished': finished, 'epoch': epoch, 'iter': it, 'train_iter': learn.train_iter,
+class _Tensors:
+    "Tensor copies of the recorder's lists, which only grow: each call converts only what was appended since the last"
+    def __init__(self): self.copies = {}
+    def __call__(self, key, xs, dtype=torch.float64):
+        src,n,out = self.copies.get(key, (None, 0, None))
+        if xs is not src or len(xs) < n: n,out = 0,None  # another list: a new fit's, or a restored one
+        if out is None or len(xs) > n:
+            # Losses are tensors on the model's device: converted once each, not at every save (on CUDA each is a sync).
+            new = torch.tensor([float(o) if isinstance(o, torch.Tensor) else o for o in xs[n:]], dtype=dtype)
+            out = new if n == 0 else torch.cat([out, new])
+        self.copies[key] = (xs, len(xs), out)
+        return out
+
+def capture(learn, epoch, it, finished=False, tensors=None):
+    "The checkpoint of `learn` at batch `it` of `epoch` (the next batch to train); `tensors`: the caller's `_Tensors`, if it keeps one"
+    rec,train,t = learn.recorder,learn.dls.train,tensors or _Tensors()
+    return {'finished': finished, 'epoch': epoch, 'iter': it, 'train_iter': learn.train_iter,
             'pct_train': float(learn.pct_train), 'run': learn.run_identity, 'device': _device(learn).type,
             'model': learn.model.state_dict(), 'opt': _opt_state(learn.opt),
-            'recorder': {'lrs': [float(o) for o in rec.lrs], 'iters': list(rec.iters), 'losses': [float(o) for o in rec.losses],
+            # Per-batch histories go in as tensors: one block each to save, converted a little at each save.
+            'recorder': {'lrs': t('lrs', rec.lrs), 'iters': t('iters', rec.iters, torch.int64), 'losses': t('losses', rec.losses),
                          'values': [[float(v) for v in row] for row in rec.values],
                          'smooth_loss': (rec.smooth_loss.val, rec.smooth_loss.count),
-                         'hps': getattr(rec, 'hps', {}), 'group_hps': getattr(rec, 'group_hps', {})},
-            'scheds': [cb.done for cb in learn.cbs if isinstance(cb, ParamScheduler)],
+                         'hps': {k: t(('hps', k), v) for k,v in getattr(rec, 'hps', {}).items()},
+                         'group_hps': {k: t(('group_hps', k), v) for k,v in getattr(rec, 'group_hps', {}).items()}},
+            'scheds_from': [cb.done_from for cb in learn.cbs if isinstance(cb, ParamScheduler)],
             'rng': _rng_state(), 'train_rng': train.rng.getstate() if it == 0 else learn.epoch_start_rng,
             'loader_rngs': [dl.rng.getstate() for dl in learn.dls.loaders],
             'scaler': learn.scaler.state_dict() if getattr(learn, 'scaler', None) is not None else None}
@@ -119,6 +134,7 @@ class Checkpoint(Callback):
         if not (isinstance(keep, int) and keep >= 1): raise ValueError(f"keep={keep!r} is not allowed: give an integer >= 1")
         if not fname or '/' in str(fname): raise ValueError(f"fname={fname!r} is not allowed: give a file name without folders")
         self.every_iters,self.every_epoch,self.fname,self.keep = every_iters,every_epoch,str(fname),keep
+        self.tensors = _Tensors()
 
     def after_batch(self):
         if self.every_iters and self.training and self.learn.train_iter % self.every_iters == 0:
@@ -135,7 +151,7 @@ class Checkpoint(Callback):
         # Numbered in the order saved, across fits (fine_tune runs two), so the highest number is the newest.
         saved = checkpoints(folder, self.fname)
         number = int(_STEP.search(saved[0].name).group(1)) + 1 if saved else 1
-        write_checkpoint(capture(learn, epoch, it, finished), folder/f"{self.fname}-{number:09d}.ckpt")
+        write_checkpoint(capture(learn, epoch, it, finished, self.tensors), folder/f"{self.fname}-{number:09d}.ckpt")
         for old in checkpoints(folder, self.fname)[self.keep:]: old.unlink()
 
 # %% ../nbs/05_resume.ipynb #f2d08124
@@ -155,14 +171,15 @@ def check_identity(saved, current):
     if diffs: raise ValueError("resume: the checkpoint is from a different run; " + "; ".join(diffs))
 
 def restore(learn, ck):
-    "Put the checkpoint's weights, optimizer, recorder and schedulers' history into `learn`"
+    "Put the checkpoint's weights, optimizer and recorder into `learn`"
     learn.model.load_state_dict(ck['model'])
     _load_opt_state(learn.opt, ck['opt'])
     rec,r = learn.recorder,ck['recorder']
-    rec.lrs,rec.iters,rec.losses,rec.values = r['lrs'],r['iters'],r['losses'],r['values']
+    rec.lrs,rec.iters,rec.losses = r['lrs'].tolist(),r['iters'].tolist(),r['losses'].tolist()
+    rec.values = r['values']
     rec.smooth_loss.val,rec.smooth_loss.count = r['smooth_loss']
-    rec.hps,rec.group_hps = r['hps'],r['group_hps']  # the finished fit's; a resumed fit records its own at the end
-    for cb,done in zip([cb for cb in learn.cbs if isinstance(cb, ParamScheduler)], ck['scheds']): cb.done = done
+    # The finished fit's values; a resumed fit records its own at the end.
+    rec.hps,rec.group_hps = [{k: v.tolist() for k,v in r[h].items()} for h in ('hps', 'group_hps')]
     if ck['scaler'] is not None and getattr(learn, 'scaler', None) is not None: learn.scaler.load_state_dict(ck['scaler'])
 
 def restore_finished(learn, ck):
@@ -181,6 +198,8 @@ class Resumer(Callback):
             warnings.warn(f"resume: checkpoint saved on {ck['device']}, resumed on {_device(learn).type}: the weights and optimizer "
                           "continue exactly, the random streams differ")
         restore(learn, ck)
+        for cb,done_from in zip([cb for cb in learn.cbs if isinstance(cb, ParamScheduler)], ck['scheds_from']):
+            cb.replay(done_from, ck['epoch'], ck['iter'])
         learn.train_iter,learn.pct_train,learn.resume_state = ck['train_iter'],ck['pct_train'],ck
 
 @patch

@@ -97,7 +97,7 @@ class ParamScheduler(Callback):
         self.tot = self.run_epochs(learn.n_epoch)
         self.plan = self._plan(self.n_groups, self.tot*len(learn.dls.train), learn.lr, learn.moms)
         self.names = [name for name,_ in self.plan]
-        self.epoch_rows,self.done = (None, []),[]
+        self.epoch_rows,self.done,self.done_from = (None, []),[],learn.first_epoch
         # fastai's own optimizer reads its hyper-parameters from plain dicts, written directly; others (OptimWrapper) map names.
         self.hypers = list(opt.hypers) if isinstance(opt, Optimizer) else None
 
@@ -122,6 +122,13 @@ class ParamScheduler(Callback):
         else:
             for h,d in zip(hypers, row): h.update(d)
         self.done.append(row)
+
+    def replay(self, done_from, epoch, it):
+        "Rebuild `done` of a fit that started at epoch `done_from` and has run up to batch `it` of `epoch` (resuming it)"
+        n_iter,self.done_from,self.done = len(self.learn.dls.train),done_from,[]
+        for e in range(done_from, epoch + 1):
+            self.tabulate(e, n_iter)
+            self.done += self.epoch_rows[1][:it if e == epoch else n_iter]
 
     @property
     def group_hps(self):

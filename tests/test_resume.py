@@ -146,3 +146,71 @@ def test_grad_scaler_state_resumes(tmp_path):
     with pytest.raises(RuntimeError): run(tmp_path/'b', cbs=[Boom(13)])
     assert run(tmp_path/'b', resume=True) == whole
     assert whole == pytest.approx(2.**16 * 0.9**24, rel=1e-5)  # 24 steps: the resumed run did not start the scale over
+
+def _two_group_learner(path):
+    learn = learner(path)
+    learn.splitter = lambda m: [list(m[0].parameters()), list(m[3].parameters())]
+    return learn
+
+def test_resumed_recorder_continues_the_history(tmp_path):
+    "The recorder of a crashed-and-resumed fit holds what the uninterrupted fit's holds: losses, lrs, metrics, hps"
+    def run(path, cbs=(), resume=None):
+        learn = _two_group_learner(path)
+        learn.fit_one_cycle(3, slice(1e-3, 1e-2), cbs=[Checkpoint(every_iters=5), *cbs], resume=resume)
+        return learn.recorder
+    whole = run(tmp_path/'a')
+    with pytest.raises(RuntimeError): run(tmp_path/'b', cbs=[Boom(13)])
+    resumed = run(tmp_path/'b', resume=True)
+    assert [float(o) for o in resumed.losses] == [float(o) for o in whole.losses] and len(whole.losses) == 24
+    assert resumed.lrs == whole.lrs and resumed.iters == whole.iters and resumed.values == whole.values
+    assert resumed.hps == whole.hps and resumed.group_hps == whole.group_hps
+    assert len(whole.group_hps['lr']) == 24 and whole.group_hps['lr'][0][0] < whole.group_hps['lr'][0][1]
+
+def test_checkpoint_from_another_device_loads_with_a_note(tmp_path, uninterrupted):
+    "A checkpoint saved on CUDA resumes on the CPU: weights and optimizer continue exactly, and a warning says the random streams differ"
+    from onecycle_ext.resume import read_checkpoint, write_checkpoint
+    assert run_in_child(tmp_path, 'fit_one_cycle', kill=('batch', 13)) == -9
+    newest = checkpoints(tmp_path/'models')[0]
+    ck = read_checkpoint(newest)
+    write_checkpoint({**ck, 'device': 'cuda'}, newest)
+    learn = learner(tmp_path)
+    with pytest.warns(UserWarning, match='saved on cuda, resumed on cpu.*random streams differ'):
+        learn.fit_one_cycle(4, 1e-2, cbs=Checkpoint(every_iters=3), resume=True)
+    assert_same(learn.model.state_dict(), uninterrupted['fit_one_cycle'])  # here the streams are the CPU's in both
+
+def test_mixed_precision_resumes(tmp_path):
+    "fastai's MixedPrecision (a disabled GradScaler on a machine without CUDA) in a crashed-and-resumed fit"
+    def run(path, cbs=(), resume=None):
+        learn = learner(path).to_fp16()
+        learn.fit_one_cycle(2, 1e-2, cbs=[Checkpoint(every_iters=3), *cbs], resume=resume)
+        return learn.model.state_dict()
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')  # torch: CUDA is not available, autocast and the scaler disabled
+        whole = run(tmp_path/'a')
+        with pytest.raises(RuntimeError): run(tmp_path/'b', cbs=[Boom(10)])
+        assert_same(run(tmp_path/'b', resume=True), whole)
+
+def test_checkpoint_of_an_older_format_is_refused(tmp_path):
+    assert run_in_child(tmp_path, 'fit_one_cycle', kill=('batch', 13)) == -9
+    from onecycle_ext.resume import read_checkpoint, write_checkpoint
+    newest = checkpoints(tmp_path/'models')[0]
+    ck = read_checkpoint(newest)
+    write_checkpoint({**ck, 'run': {k: v for k,v in ck['run'].items() if k != 'checkpoint format'}}, newest)
+    with pytest.raises(ValueError, match='checkpoint format: checkpoint None, this fit 2'):
+        learner(tmp_path).fit_one_cycle(4, 1e-2, cbs=Checkpoint(every_iters=3), resume=True)
+
+def test_history_tensors_convert_only_new_items():
+    "A long run's checkpoints convert only the losses recorded since the last save (on CUDA each conversion is a sync)"
+    from onecycle_ext.resume import _Tensors
+    class Loss(torch.Tensor):
+        "A loss that counts its conversions to float"
+        n = 0
+        def __float__(self): Loss.n += 1; return super().__float__()
+    t,xs = _Tensors(),[torch.tensor(float(i)).as_subclass(Loss) for i in range(5)]
+    assert t('losses', xs).tolist() == [0., 1., 2., 3., 4.] and Loss.n == 5
+    xs += [torch.tensor(5.).as_subclass(Loss)]
+    assert t('losses', xs).tolist() == [0., 1., 2., 3., 4., 5.] and Loss.n == 6
+    assert t('losses', xs).tolist() == [0., 1., 2., 3., 4., 5.] and Loss.n == 6
+    assert t('losses', [torch.tensor(9.).as_subclass(Loss)]).tolist() == [9.] and Loss.n == 7  # another list: a new fit's
+    assert t('rows', []).tolist() == [] and t('rows', [[1., 2.]]).tolist() == [[1., 2.]]  # per-group rows, from empty
+    assert t('iters', [0, 1, 2], torch.int64).tolist() == [0, 1, 2]
