@@ -5,7 +5,7 @@ For each task (MNIST-1D with a 1-D CNN and with an MLP, scikit-learn's digits wi
 run `lr_find` on the fresh model, and train at each function's suggestion with the same recipe and seed.
 Regret = best grid accuracy - accuracy at the suggestion, in points, averaged over seeds.
 
-    .venv/bin/python bench/suggest.py [--quick] [--write]
+    .venv/bin/python bench/suggest.py [--quick] [--seeds S ...] [--write]
 """
 import argparse, os, sys, time, warnings
 os.environ.setdefault('MPLBACKEND', 'Agg')
@@ -23,8 +23,10 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument('--quick', action='store_true', help='1 seed, an 8-point grid (a few minutes)')
     p.add_argument('--write', action='store_true', help='write the table into bench/RESULTS.md')
+    p.add_argument('--seeds', type=int, nargs='+', help='other seeds than the default 0 1 2 (0 with --quick)')
     a = p.parse_args()
     seeds,grid = ([0], np.geomspace(1e-4, 1., 8)) if a.quick else ([0, 1, 2], np.geomspace(1e-4, 1., 13))
+    if a.seeds: seeds = a.seeds
     start = time.time()
     rows = []
     for task in TASKS:
