@@ -59,13 +59,14 @@ def main():
                 learn = learner('mnist1d_cnn', rep); learn.path = d/f'cost{rep}{k}'
                 cbs = {'none': [], 'every 7': [Checkpoint(every_iters=7)], 'every 1': [Checkpoint(every_iters=1)], 'epochs': [Checkpoint()]}[k]
                 t = time.perf_counter(); learn.fit_one_cycle(3, 2e-2, cbs=cbs); costs[k].append((time.perf_counter() - t) / 120)
-        # One save's cost as the run's history grows: the recorder of a fit of 120 batches, then padded to 50,120.
+        # One save's cost as the run's history grows: the recorder of a fit of 120 batches, then its per-batch lists
+        # (lrs, losses; iters has one item per epoch) padded to 50,120.
         # The first save converts the whole history; the timed ones, like a running Checkpoint's, only what is new.
         save_ms = {}
         for n in (0, 50_000):
             learn = learner('mnist1d_cnn', 0); learn.path = d/f'size{n}'; learn.fit_one_cycle(3, 2e-2)
             rec = learn.recorder
-            rec.lrs += rec.lrs[-1:]*n; rec.losses += rec.losses[-1:]*n; rec.iters += list(range(n))
+            rec.lrs += rec.lrs[-1:]*n; rec.losses += rec.losses[-1:]*n
             ck = Checkpoint(); ck.learn = learn; ck.save(3, 0)
             times = []
             for _ in range(7):
