@@ -81,7 +81,7 @@ def _load_opt_state(opt, sd):
 def run_identity(learn, n_epoch, lr, wd, cbs):
     "What must match between a checkpoint and the fit that resumes it"
     scheds = [cb for cb in list(cbs) + list(learn.cbs) if isinstance(cb, ParamScheduler)]
-    return {'checkpoint format': 2, 'n_epoch': n_epoch, 'batches per epoch': len(learn.dls.train),
+    return {'checkpoint format': 3, 'n_epoch': n_epoch, 'batches per epoch': len(learn.dls.train),
             'lr': repr(learn.lr if lr is None else lr), 'wd': repr(learn.wd if wd is None else wd),
             'optimizer': getattr(learn.opt_func, '__name__', repr(learn.opt_func)),
             'model': repr([(k, tuple(v.shape)) for k,v in learn.model.state_dict().items()]),
@@ -100,8 +100,23 @@ class _Tensors:
         self.copies[key] = (xs, len(xs), out)
         return out
 
-def capture(learn, epoch, it, finished=False, tensors=None):
-    "The checkpoint of `learn` at batch `it` of `epoch` (the next batch to train); `tensors`: the caller's `_Tensors`, if it keeps one"
+_PLAIN = (bool, int, float, str, type(None), torch.Tensor)
+
+def _keyed(cbs):
+    "`(key, cb)` for each callback, the key its class name and rank in its class: the same in the run that resumes"
+    seen = {}
+    for cb in cbs:
+        name = type(cb).__name__
+        seen[name] = seen.get(name, -1) + 1
+        yield f"{name}.{seen[name]}",cb
+
+def _callback_state(learn):
+    "Each callback's attributes that are plain values: what fastai's callbacks count or track between batches"
+    return {k: {a: v for a,v in vars(cb).items() if isinstance(v, _PLAIN)} for k,cb in _keyed(learn.cbs)}
+
+def capture(learn, epoch, it, finished=False, tensors=None, grads=False):
+    """The checkpoint of `learn` at batch `it` of `epoch` (the next batch to train). `tensors`: the caller's `_Tensors`,
+    if it keeps one; `grads`: save the gradients, accumulated by a batch that did not step"""
     rec,train,t = learn.recorder,learn.dls.train,tensors or _Tensors()
     return {'finished': finished, 'epoch': epoch, 'iter': it, 'train_iter': learn.train_iter,
             'pct_train': float(learn.pct_train), 'run': learn.run_identity, 'device': _device(learn).type,
@@ -112,7 +127,9 @@ def capture(learn, epoch, it, finished=False, tensors=None):
                          'smooth_loss': (rec.smooth_loss.val, rec.smooth_loss.count),
                          'hps': {k: t(('hps', k), v) for k,v in getattr(rec, 'hps', {}).items()},
                          'group_hps': {k: t(('group_hps', k), v) for k,v in getattr(rec, 'group_hps', {}).items()}},
-            'scheds_from': [cb.done_from for cb in learn.cbs if isinstance(cb, ParamScheduler)],
+            # GradientAccumulation.count, SaveModelCallback.best, EarlyStopping.wait, a scheduler's first epoch, ...
+            'callbacks': _callback_state(learn),
+            'grads': [p.grad for p in learn.model.parameters()] if grads else None,
             'rng': _rng_state(), 'train_rng': train.rng.getstate() if it == 0 else learn.epoch_start_rng,
             'loader_rngs': [dl.rng.getstate() for dl in learn.dls.loaders],
             'scaler': learn.scaler.state_dict() if getattr(learn, 'scaler', None) is not None else None}
@@ -134,8 +151,13 @@ class Checkpoint(Callback):
         if not (isinstance(keep, int) and keep >= 1): raise ValueError(f"keep={keep!r} is not allowed: give an integer >= 1")
         if not fname or '/' in str(fname): raise ValueError(f"fname={fname!r} is not allowed: give a file name without folders")
         self.every_iters,self.every_epoch,self.fname,self.keep = every_iters,every_epoch,str(fname),keep
-        self.tensors = _Tensors()
+        self.tensors,self.grads_pending = _Tensors(),False
 
+    # A training batch accumulates gradients until its step, after which fastai zeroes them; a batch that does not
+    # step (GradientAccumulation) leaves them for the next one, so a checkpoint then saves them.
+    def before_batch(self):
+        if self.training: self.grads_pending = True
+    def after_step(self): self.grads_pending = False
     def after_batch(self):
         if self.every_iters and self.training and self.learn.train_iter % self.every_iters == 0:
             self.save(self.learn.epoch, self.learn.iter + 1)
@@ -151,7 +173,7 @@ class Checkpoint(Callback):
         # Numbered in the order saved, across fits (fine_tune runs two), so the highest number is the newest.
         saved = checkpoints(folder, self.fname)
         number = int(_STEP.search(saved[0].name).group(1)) + 1 if saved else 1
-        write_checkpoint(capture(learn, epoch, it, finished, self.tensors), folder/f"{self.fname}-{number:09d}.ckpt")
+        write_checkpoint(capture(learn, epoch, it, finished, self.tensors, self.grads_pending), folder/f"{self.fname}-{number:09d}.ckpt")
         for old in checkpoints(folder, self.fname)[self.keep:]: old.unlink()
 
 # %% ../nbs/05_resume.ipynb #f2d08124
@@ -198,8 +220,12 @@ class Resumer(Callback):
             warnings.warn(f"resume: checkpoint saved on {ck['device']}, resumed on {_device(learn).type}: the weights and optimizer "
                           "continue exactly, the random streams differ")
         restore(learn, ck)
-        for cb,done_from in zip([cb for cb in learn.cbs if isinstance(cb, ParamScheduler)], ck['scheds_from']):
-            cb.replay(done_from, ck['epoch'], ck['iter'])
+        # After the other callbacks' before_fit (order 100), so the state they reset there is put back.
+        for k,cb in _keyed(learn.cbs): cb.__dict__.update(ck['callbacks'].get(k, {}))
+        for cb in learn.cbs:
+            if isinstance(cb, ParamScheduler): cb.replay(cb.done_from, ck['epoch'], ck['iter'])
+        if ck['grads'] is not None:
+            for p,g in zip(learn.model.parameters(), ck['grads']): p.grad = g
         learn.train_iter,learn.pct_train,learn.resume_state = ck['train_iter'],ck['pct_train'],ck
 
 @patch

@@ -31,9 +31,9 @@ class KillAt(Callback):
             if self.n_valid == self.at: _die()
 
 class Count(Callback):
-    "Counts the batches this process trains, across fits"
-    def __init__(self): self.n = 0
-    def after_batch(self): self.n += self.training
+    "Counts the batches this process trains, across fits (in a list: a resumed fit puts back callbacks' plain attributes)"
+    def __init__(self): self.counts = [0]
+    def after_batch(self): self.counts[0] += self.training
 
 def learner(path):
     set_seed(0)
@@ -67,7 +67,7 @@ def train(path, method, resume=False, kill=None, every_iters=3):
         learn.fine_tune(2, 1e-2, freeze_epochs=1, cbs=cbs, resume=resume)
     else: raise ValueError(method)
     torch.save(learn.model.state_dict(), Path(path)/'final.pth')
-    (Path(path)/'trained.txt').write_text(str(count.n))
+    (Path(path)/'trained.txt').write_text(str(count.counts[0]))
 
 def run_in_child(path, method, resume=False, kill=None, timeout=120):
     "Run `train` in a forked child; returns its exit code (-9 when it was killed)"
