@@ -117,7 +117,7 @@ def _callback_state(learn):
 def capture(learn, epoch, it, finished=False, tensors=None, grads=False):
     """The checkpoint of `learn` at batch `it` of `epoch` (the next batch to train). `tensors`: the caller's `_Tensors`,
     if it keeps one; `grads`: save the gradients, accumulated by a batch that did not step"""
-    rec,train,t = learn.recorder,learn.dls.train,tensors or _Tensors()
+    rec,train,t,rng = learn.recorder,learn.dls.train,tensors or _Tensors(),_rng_state()
     return {'finished': finished, 'epoch': epoch, 'iter': it, 'train_iter': learn.train_iter,
             'pct_train': float(learn.pct_train), 'run': learn.run_identity, 'device': _device(learn).type,
             'model': learn.model.state_dict(), 'opt': _opt_state(learn.opt),
@@ -130,7 +130,7 @@ def capture(learn, epoch, it, finished=False, tensors=None, grads=False):
             # GradientAccumulation.count, SaveModelCallback.best, EarlyStopping.wait, a scheduler's first epoch, ...
             'callbacks': _callback_state(learn),
             'grads': [p.grad for p in learn.model.parameters()] if grads else None,
-            'rng': _rng_state(), 'train_rng': train.rng.getstate() if it == 0 else learn.epoch_start_rng,
+            'rng': rng, 'epoch_start': {'train_rng': train.rng.getstate(), 'rng': rng} if it == 0 else learn.epoch_start,
             'loader_rngs': [dl.rng.getstate() for dl in learn.dls.loaders],
             'scaler': learn.scaler.state_dict() if getattr(learn, 'scaler', None) is not None else None}
 
@@ -236,10 +236,11 @@ def all_batches(self:Learner):
     if ck is not None:
         self.resume_state = None
         for dl,state in zip(self.dls.loaders, ck['loader_rngs']): dl.rng.setstate(state)
-        self.dl.rng.setstate(ck['train_rng'])
-        if ck['iter'] == 0: _set_rng_state(ck['rng'])
+        # Back to the epoch's start: its shuffle, and the random state the loader's iterator takes its workers' seeds from.
+        self.dl.rng.setstate(ck['epoch_start']['train_rng'])
+        _set_rng_state(ck['epoch_start']['rng'])
     rng = getattr(self.dl, 'rng', None)  # fastai's DataLoaders have one; `get_preds` may be given another loader
-    if self.training and rng is not None: self.epoch_start_rng = rng.getstate()
+    if self.training and rng is not None: self.epoch_start = {'train_rng': rng.getstate(), 'rng': _rng_state()}
     skip = ck['iter'] if ck is not None else 0
     for i,b in enumerate(self.dl):
         if i < skip:

@@ -242,3 +242,21 @@ def test_gradient_accumulation_resumes(tmp_path):
         learn.fit_one_cycle(2, 1e-2, cbs=[Checkpoint(every_iters=3), GradientAccumulation(n_acc=64), *cbs], resume=resume)
     whole,resumed = _crash_and_resume(tmp_path, fit, 11)
     assert_same(resumed, whole)
+
+class Noisy:
+    "A dataset whose items are drawn with fresh noise each time, as random augmentation does"
+    def __init__(self, x, y): self.x,self.y = x,y
+    def __len__(self): return len(self.x)
+    def __getitem__(self, i): return self.x[i] + 0.1*torch.randn(self.x.shape[1]), self.y[i]
+
+def test_worker_processes_resume(tmp_path):
+    "DataLoader workers draw their random numbers from seeds taken when each epoch's iterator starts"
+    from fastai.data.core import DataLoaders
+    from fastai.data.load import DataLoader
+    def fit(learn, cbs, resume):
+        x = torch.randn(320, 8); y = (x[:, :2].sum(1) > 0).long()
+        learn.dls = DataLoaders(DataLoader(Noisy(x[:256], y[:256]), bs=32, shuffle=True, num_workers=2),
+                                DataLoader(Noisy(x[256:], y[256:]), bs=32, num_workers=2))
+        learn.fit_one_cycle(3, 1e-2, cbs=[Checkpoint(every_iters=3), *cbs], resume=resume)
+    whole,resumed = _crash_and_resume(tmp_path, fit, 13)
+    assert_same(resumed, whole)
