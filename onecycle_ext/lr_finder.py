@@ -35,6 +35,8 @@ class Snapshot:
         self.learn,self.attrs = learn,dict(learn.__dict__)
         self.weights = _clone(learn.model.state_dict())
         self.modes = [(m, m.training) for m in learn.model.modules()]
+        # None for a fresh model; gradients accumulated by a batch that did not step (GradientAccumulation) otherwise.
+        self.grads = [(p, None if p.grad is None else _clone(p.grad)) for p in learn.model.parameters()]
         self.opt = None if learn.opt is None else (learn.opt, _clone(learn.opt.state_dict()))
         # Callbacks keep state (the recorder's history, above all); shared objects stay shared.
         keep = {id(o): o for o in (learn, learn.model, learn.dls, learn.opt)}
@@ -46,6 +48,7 @@ class Snapshot:
         learn = self.learn
         learn.model.load_state_dict(self.weights)
         for m,training in self.modes: m.training = training
+        for p,g in self.grads: p.grad = g
         if self.opt is not None: self.opt[0].load_state_dict(_clone(self.opt[1]))
         for cb,state in self.cbs: cb.__dict__.clear(); cb.__dict__.update(state)
         _set_rng_state(self.rngs)

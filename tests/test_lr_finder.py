@@ -35,6 +35,7 @@ def state(learn):
     return dict(
         weights={k: v.clone() for k,v in learn.model.state_dict().items()},
         modes=[m.training for m in learn.model.modules()],
+        grads=[None if p.grad is None else p.grad.clone() for p in learn.model.parameters()],
         opt=None if opt is None else ([{k: v.clone() if torch.is_tensor(v) else v for k,v in s.items()} for s in opt['state']],
                                       [dict(h) for h in opt['hypers']]),
         opt_obj=learn.opt, lr=learn.lr,
@@ -48,6 +49,8 @@ def assert_same_state(a, b):
     assert a['weights'].keys() == b['weights'].keys()
     for k in a['weights']: assert torch.equal(a['weights'][k], b['weights'][k]), k
     assert a['modes'] == b['modes'] and a['opt_obj'] is b['opt_obj'] and a['lr'] == b['lr']
+    assert [g is None for g in a['grads']] == [g is None for g in b['grads']]
+    assert all(g is None or torch.equal(g, h) for g,h in zip(a['grads'], b['grads']))
     if a['opt'] is not None:
         for s,t in zip(a['opt'][0], b['opt'][0]):
             assert s.keys() == t.keys() and all(torch.equal(s[k], t[k]) if torch.is_tensor(s[k]) else s[k] == t[k] for k in s)
