@@ -168,6 +168,10 @@ class Checkpoint(Callback):
     def save(self, epoch, it, finished=False):
         learn = self.learn
         if getattr(learn, 'lr_finder', None) is not None: return
+        # Diverged weights would push the good checkpoints out (`keep`): one check over the weights, one sync.
+        if not torch.stack([torch.isfinite(p).all() for p in learn.model.parameters()]).all():
+            return warnings.warn(f"Checkpoint: the weights are not finite (NaN or inf) at epoch {epoch}, batch {it}: not saved, "
+                                 "the last checkpoints with finite weights are kept")
         folder = Path(learn.path)/learn.model_dir
         folder.mkdir(parents=True, exist_ok=True)
         # Numbered in the order saved, across fits (fine_tune runs two), so the highest number is the newest.

@@ -260,3 +260,20 @@ def test_worker_processes_resume(tmp_path):
         learn.fit_one_cycle(3, 1e-2, cbs=[Checkpoint(every_iters=3), *cbs], resume=resume)
     whole,resumed = _crash_and_resume(tmp_path, fit, 13)
     assert_same(resumed, whole)
+
+def test_diverged_weights_are_not_saved(tmp_path):
+    "Weights that turn NaN do not push the good checkpoints out; fastai's TerminateOnNaNCallback then ends the fit"
+    from fastai.callback.tracker import TerminateOnNaNCallback
+    from onecycle_ext.resume import read_checkpoint
+    class Diverge(Callback):
+        order = 99  # before Checkpoint
+        def after_batch(self):
+            if self.training and self.learn.train_iter >= 10:
+                with torch.no_grad(): self.learn.model[0].weight.fill_(float('nan'))
+    learn = learner(tmp_path)
+    with pytest.warns(UserWarning, match='not finite.*not saved'):
+        learn.fit_one_cycle(4, 1e-2, cbs=[Checkpoint(every_iters=3), Diverge(), TerminateOnNaNCallback()])
+    saved = [read_checkpoint(p) for p in checkpoints(tmp_path/'models')]
+    # 8 batches an epoch, saved after training batches 3, 6, 8 (the epoch's end) and 9; 12 and the fit's end were NaN.
+    assert [(ck['epoch'], ck['iter'], ck['finished']) for ck in saved] == [(1, 1, False), (1, 0, False)]
+    assert all(torch.isfinite(v).all() for ck in saved for v in ck['model'].values())
