@@ -36,10 +36,14 @@ def write_checkpoint(state, path):
     torch.save(_plain(state), buf)
     data = buf.getvalue()
     tmp = path.with_name(path.name + '.tmp')
-    with open(tmp, 'wb') as f:
-        f.write(_MAGIC + hashlib.sha256(data).hexdigest().encode() + b'\n' + data)
-        f.flush(); os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, 'wb') as f:
+            f.write(_MAGIC + hashlib.sha256(data).hexdigest().encode() + b'\n' + data)
+            f.flush(); os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # an error or Ctrl-C while writing leaves no partial file (a kill leaves a .tmp, never read)
+        tmp.unlink(missing_ok=True)
+        raise
     fd = os.open(path.parent, os.O_RDONLY)
     try: os.fsync(fd)
     finally: os.close(fd)

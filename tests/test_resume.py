@@ -277,3 +277,14 @@ def test_diverged_weights_are_not_saved(tmp_path):
     # 8 batches an epoch, saved after training batches 3, 6, 8 (the epoch's end) and 9; 12 and the fit's end were NaN.
     assert [(ck['epoch'], ck['iter'], ck['finished']) for ck in saved] == [(1, 1, False), (1, 0, False)]
     assert all(torch.isfinite(v).all() for ck in saved for v in ck['model'].values())
+
+def test_interrupted_write_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
+    "Ctrl-C in the middle of a save: the previous checkpoint is intact, no partial file is left"
+    import onecycle_ext.resume as r
+    learn = learner(tmp_path)
+    learn.fit_one_cycle(1, 1e-2, cbs=Checkpoint())
+    before = {p.name: p.read_bytes() for p in (tmp_path/'models').iterdir()}
+    def interrupted(fd): raise KeyboardInterrupt()
+    monkeypatch.setattr(r.os, 'fsync', interrupted)
+    with pytest.raises(KeyboardInterrupt): learn.fit_one_cycle(1, 1e-2, cbs=Checkpoint())
+    assert {p.name: p.read_bytes() for p in (tmp_path/'models').iterdir()} == before
