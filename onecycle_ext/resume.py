@@ -115,8 +115,10 @@ def _keyed(cbs):
         yield f"{name}.{seen[name]}",cb
 
 def _callback_state(learn):
-    "Each callback's attributes that are plain values: what fastai's callbacks count or track between batches"
-    return {k: {a: v for a,v in vars(cb).items() if isinstance(v, _PLAIN)} for k,cb in _keyed(learn.cbs)}
+    """Each callback's attributes that are plain values: what fastai's callbacks count or track between batches.
+    Not `Checkpoint`'s own: how often and where to save may change for the run that resumes."""
+    return {k: {a: v for a,v in vars(cb).items() if isinstance(v, _PLAIN)} for k,cb in _keyed(learn.cbs)
+            if not isinstance(cb, Checkpoint)}
 
 def capture(learn, epoch, it, finished=False, tensors=None, grads=False):
     """The checkpoint of `learn` at batch `it` of `epoch` (the next batch to train). `tensors`: the caller's `_Tensors`,

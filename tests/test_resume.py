@@ -288,3 +288,12 @@ def test_interrupted_write_leaves_the_previous_checkpoint(tmp_path, monkeypatch)
     monkeypatch.setattr(r.os, 'fsync', interrupted)
     with pytest.raises(KeyboardInterrupt): learn.fit_one_cycle(1, 1e-2, cbs=Checkpoint())
     assert {p.name: p.read_bytes() for p in (tmp_path/'models').iterdir()} == before
+
+def test_resume_with_other_checkpoint_settings(tmp_path, uninterrupted):
+    "How often to save is not part of the run: the resumed fit may save at other moments, with the same result"
+    assert run_in_child(tmp_path, 'fit_one_cycle', kill=('batch', 13)) == -9
+    learn,ck = learner(tmp_path),Checkpoint(every_iters=5, keep=3)
+    learn.fit_one_cycle(4, 1e-2, cbs=ck, resume=True)
+    assert (ck.every_iters, ck.keep) == (5, 3)
+    assert len(checkpoints(tmp_path/'models')) == 3
+    assert_same(learn.model.state_dict(), uninterrupted['fit_one_cycle'])
