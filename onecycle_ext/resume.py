@@ -116,7 +116,7 @@ def _keyed(cbs):
 
 def _callback_state(learn):
     """Each callback's attributes that are plain values: what fastai's callbacks count or track between batches.
-    Not `Checkpoint`'s own: how often and where to save may change for the run that resumes."""
+    Not `Checkpoint`'s own: how often to save and how many to keep may change for the run that resumes."""
     return {k: {a: v for a,v in vars(cb).items() if isinstance(v, _PLAIN)} for k,cb in _keyed(learn.cbs)
             if not isinstance(cb, Checkpoint)}
 
@@ -133,7 +133,7 @@ def capture(learn, epoch, it, finished=False, tensors=None, grads=False):
                          'smooth_loss': (rec.smooth_loss.val, rec.smooth_loss.count),
                          'hps': {k: t(('hps', k), v) for k,v in getattr(rec, 'hps', {}).items()},
                          'group_hps': {k: t(('group_hps', k), v) for k,v in getattr(rec, 'group_hps', {}).items()}},
-            # GradientAccumulation.count, SaveModelCallback.best, EarlyStopping.wait, a scheduler's first epoch, ...
+            # GradientAccumulation.count, SaveModelCallback.best, EarlyStoppingCallback.wait, a scheduler's first epoch, ...
             'callbacks': _callback_state(learn),
             'grads': [p.grad for p in learn.model.parameters()] if grads else None,
             'rng': rng, 'epoch_start': {'train_rng': train.rng.getstate(), 'rng': rng} if it == 0 else learn.epoch_start,
