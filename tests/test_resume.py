@@ -32,6 +32,16 @@ class Boom(Callback):
 def assert_same(a, b):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
+def _crash_and_resume(path, fit, crash_at):
+    "The final weights of `fit(learn, extra_cbs, resume)` run whole, and crashed at batch `crash_at` then resumed"
+    def run(p, cbs=(), resume=None):
+        learn = learner(p)
+        fit(learn, list(cbs), resume)
+        return learn.model.state_dict()
+    whole = run(path/'a')
+    with pytest.raises(RuntimeError): run(path/'b', cbs=[Boom(crash_at)])
+    return whole,run(path/'b', resume=True)
+
 @pytest.mark.parametrize('method', METHODS)
 @pytest.mark.parametrize('kill', KILLS, ids=lambda k: f'{k[0]}{k[1]}')
 def test_kill_and_resume_is_bit_identical(tmp_path, uninterrupted, method, kill):
@@ -119,13 +129,9 @@ def test_lr_find_with_a_checkpoint_callback_writes_nothing(tmp_path):
 
 def test_sgdr_resume(tmp_path):
     "fit_sgdr takes resume= too: an exception mid-run, then resume, equals the whole run"
-    def run(path, cbs=(), resume=None):
-        learn = learner(path)
-        learn.fit_sgdr(2, 1, 1e-2, cbs=[Checkpoint(every_iters=4), *cbs], resume=resume)
-        return learn.model.state_dict()
-    whole = run(tmp_path/'a')
-    with pytest.raises(RuntimeError): run(tmp_path/'b', cbs=[Boom(19)])
-    assert_same(run(tmp_path/'b', resume=True), whole)
+    def fit(learn, cbs, resume): learn.fit_sgdr(2, 1, 1e-2, cbs=[Checkpoint(every_iters=4), *cbs], resume=resume)
+    whole,resumed = _crash_and_resume(tmp_path, fit, 19)
+    assert_same(resumed, whole)
 
 def test_grad_scaler_state_resumes(tmp_path):
     "MixedPrecision keeps a GradScaler in learn.scaler (CUDA only); its state is saved and restored. Here a CPU one."
@@ -180,15 +186,11 @@ def test_checkpoint_from_another_device_loads_with_a_note(tmp_path, uninterrupte
 
 def test_mixed_precision_resumes(tmp_path):
     "fastai's MixedPrecision (a disabled GradScaler on a machine without CUDA) in a crashed-and-resumed fit"
-    def run(path, cbs=(), resume=None):
-        learn = learner(path).to_fp16()
-        learn.fit_one_cycle(2, 1e-2, cbs=[Checkpoint(every_iters=3), *cbs], resume=resume)
-        return learn.model.state_dict()
+    def fit(learn, cbs, resume): learn.to_fp16().fit_one_cycle(2, 1e-2, cbs=[Checkpoint(every_iters=3), *cbs], resume=resume)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')  # torch: CUDA is not available, autocast and the scaler disabled
-        whole = run(tmp_path/'a')
-        with pytest.raises(RuntimeError): run(tmp_path/'b', cbs=[Boom(10)])
-        assert_same(run(tmp_path/'b', resume=True), whole)
+        whole,resumed = _crash_and_resume(tmp_path, fit, 10)
+    assert_same(resumed, whole)
 
 def test_checkpoint_of_an_older_format_is_refused(tmp_path):
     assert run_in_child(tmp_path, 'fit_one_cycle', kill=('batch', 13)) == -9
@@ -214,16 +216,6 @@ def test_history_tensors_convert_only_new_items():
     assert t('losses', [torch.tensor(9.).as_subclass(Loss)]).tolist() == [9.] and Loss.n == 7  # another list: a new fit's
     assert t('rows', []).tolist() == [] and t('rows', [[1., 2.]]).tolist() == [[1., 2.]]  # per-group rows, from empty
     assert t('iters', [0, 1, 2], torch.int64).tolist() == [0, 1, 2]
-
-def _crash_and_resume(path, fit, crash_at):
-    "The final weights of `fit(learn, extra_cbs, resume)` run whole, and crashed at batch `crash_at` then resumed"
-    def run(p, cbs=(), resume=None):
-        learn = learner(p)
-        fit(learn, list(cbs), resume)
-        return learn.model.state_dict()
-    whole = run(path/'a')
-    with pytest.raises(RuntimeError): run(path/'b', cbs=[Boom(crash_at)])
-    return whole,run(path/'b', resume=True)
 
 def test_callbacks_state_resumes(tmp_path):
     "SaveModelCallback's best so far survives the crash: here 'best' is the highest loss, epoch 0's, loaded at the end"
