@@ -49,7 +49,8 @@ def fit(self:Learner, n_epoch, lr=None, wd=None, cbs=None, reset_opt=False, star
         if wd is not None: self.opt.set_hypers(wd=wd)
         self.opt.set_hypers(lr=self.lr if lr is None else lr)
         self.n_epoch,self.first_epoch,self.run_identity = n_epoch,(ck['epoch'] if ck is not None else start_epoch),identity
-        self._with_events(self._do_fit, 'fit', CancelFitException, self._end_cleanup)
+        try: self._with_events(self._do_fit, 'fit', CancelFitException, self._end_cleanup)
+        finally: end_fit(self)
 
 @patch
 def _do_fit(self:Learner):
@@ -58,6 +59,7 @@ def _do_fit(self:Learner):
     if first and mbar is not None: mbar.update(0)  # fastprogress times epochs from an update(0)
     for epoch in range(first, self.n_epoch):
         self.epoch = epoch
+        begin_epoch(self)
         self._with_events(self._do_epoch, 'epoch', CancelEpochException)
 
 # %% ../nbs/02_fit.ipynb #1514ead0

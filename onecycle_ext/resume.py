@@ -4,29 +4,34 @@
 
 # %% ../nbs/05_resume.ipynb #0002d928
 from __future__ import annotations
-import hashlib, io, os, random, re, warnings
+import functools, hashlib, io, os, random, re, warnings
 from pathlib import Path
 import numpy as np
 import torch
 from fastcore.basics import patch
+from fastcore.foundation import L
 from fastai.learner import Learner
 from fastai.callback.core import Callback
+from fastai.callback.progress import CSVLogger
 from .scheduler import *
 
 # %% auto #0
-__all__ = ['CorruptCheckpoint', 'write_checkpoint', 'read_checkpoint', 'run_identity', 'capture', 'checkpoints', 'Checkpoint',
-           'find_checkpoint', 'check_identity', 'restore', 'restore_finished', 'Resumer']
+__all__ = ['CorruptCheckpoint', 'UnreadableCheckpoint', 'write_checkpoint', 'read_checkpoint', 'run_identity',
+           'epoch_start_state', 'capture', 'checkpoints', 'Checkpoint', 'find_checkpoint', 'check_identity', 'restore',
+           'restore_finished', 'Resumer', 'begin_epoch', 'end_fit']
 
 # %% ../nbs/05_resume.ipynb #9b4b1527
 _MAGIC = b'onecycle_ext checkpoint v1 sha256='
 
 class CorruptCheckpoint(ValueError): "A checkpoint file that is truncated, corrupt or not a checkpoint"
+class UnreadableCheckpoint(ValueError): "Checkpoint files exist but none can be read: `resume=True` stops rather than start over"
 
 def _plain(x):
-    "`x` with tensor subclasses (fastai's `TensorBase`...) turned into plain tensors, which a safe load accepts"
+    "`x` with tensor subclasses (fastai's `TensorBase`...) as plain tensors and fastcore `L`s as lists, which a safe load accepts"
     if isinstance(x, torch.Tensor): return x if type(x) is torch.Tensor else x.as_subclass(torch.Tensor)
     if isinstance(x, dict): return {k: _plain(v) for k,v in x.items()}
-    if isinstance(x, (list, tuple)): return type(x)(_plain(v) for v in x)
+    if isinstance(x, (list, L)): return [_plain(v) for v in x]
+    if isinstance(x, tuple): return tuple(_plain(v) for v in x)
     return x
 
 def write_checkpoint(state, path):
@@ -47,15 +52,16 @@ def write_checkpoint(state, path):
     fd = os.open(path.parent, os.O_RDONLY)
     try: os.fsync(fd)
     finally: os.close(fd)
+    read_checkpoint(path, load=False)  # verified as read back from disk: only then may older checkpoints be deleted
 
-def read_checkpoint(path, map_location='cpu'):
-    "The state saved in `path`, or `CorruptCheckpoint` if its checksum does not match"
+def read_checkpoint(path, map_location='cpu', load=True):
+    "The state saved in `path` (with `load=False`, only its checksum checked), or `CorruptCheckpoint` if it does not match"
     raw = Path(path).read_bytes()
     header,_,data = raw.partition(b'\n')
     if not header.startswith(_MAGIC): raise CorruptCheckpoint(f"{path} is not an onecycle_ext checkpoint")
     if hashlib.sha256(data).hexdigest().encode() != header[len(_MAGIC):]:
         raise CorruptCheckpoint(f"{path} is truncated or corrupt (checksum mismatch)")
-    return torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
+    if load: return torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
 
 # %% ../nbs/05_resume.ipynb #9cb9997d
 def _rng_state():
@@ -71,23 +77,26 @@ def _set_rng_state(s):
 
 def _device(learn): return next(learn.model.parameters()).device
 
-def _opt_state(opt):
-    "The optimizer's state as plain dicts and lists (fastai's uses fastcore `L`s, which a safe load refuses)"
-    sd = opt.state_dict()
-    return {**sd, 'state': [dict(s) for s in sd['state']], 'hypers': [dict(h) for h in sd['hypers']]} if isinstance(sd['state'], list) else sd
-
 def _load_opt_state(opt, sd):
     if isinstance(sd['state'], list):  # fastai's Optimizer: hyper-parameter dicts updated in place, as schedulers write into them
         for h,s in zip(opt.hypers, sd['hypers']): h.clear(); h.update(s)
-        opt.load_state_dict({'state': sd['state'], 'hypers': opt.hypers})
-    else: opt.load_state_dict(sd)
+        sd = {**sd, 'hypers': opt.hypers}  # the other keys too: Lookahead (`ranger`) keeps its `count` and `slow_weights`
+    opt.load_state_dict(sd)
+
+def _stable(o):
+    "`o` described the same way in every process: functions and classes by name, never by memory address"
+    if isinstance(o, functools.partial):
+        args = [_stable(a) for a in o.args] + [f"{k}={_stable(v)}" for k,v in sorted(o.keywords.items())]
+        return f"{_stable(o.func)}({', '.join(args)})"
+    if isinstance(o, (type, type(_stable))): return f"{o.__module__}.{o.__qualname__}"
+    return re.sub(r' at 0x[0-9a-fA-F]+', '', repr(o))
 
 def run_identity(learn, n_epoch, lr, wd, cbs):
     "What must match between a checkpoint and the fit that resumes it"
     scheds = [cb for cb in list(cbs) + list(learn.cbs) if isinstance(cb, ParamScheduler)]
-    return {'checkpoint format': 3, 'n_epoch': n_epoch, 'batches per epoch': len(learn.dls.train),
-            'lr': repr(learn.lr if lr is None else lr), 'wd': repr(learn.wd if wd is None else wd),
-            'optimizer': getattr(learn.opt_func, '__name__', repr(learn.opt_func)),
+    return {'checkpoint format': 4, 'n_epoch': n_epoch, 'batches per epoch': len(learn.dls.train),
+            'lr': _stable(learn.lr if lr is None else lr), 'wd': _stable(learn.wd if wd is None else wd),
+            'optimizer': _stable(learn.opt_func),
             'model': repr([(k, tuple(v.shape)) for k,v in learn.model.state_dict().items()]),
             'schedule': repr([(type(cb).__name__, cb.settings()) for cb in scheds])}
 
@@ -120,13 +129,26 @@ def _callback_state(learn):
     return {k: {a: v for a,v in vars(cb).items() if isinstance(v, _PLAIN)} for k,cb in _keyed(learn.cbs)
             if not isinstance(cb, Checkpoint)}
 
+def _csv_loggers(learn):
+    "fastai's `CSVLogger`s with their file open, keyed as callbacks are"
+    return {k: cb for k,cb in _keyed(learn.cbs) if isinstance(cb, CSVLogger) and hasattr(cb, 'file') and not cb.file.closed}
+
+def _logs(learn):
+    "The text each `CSVLogger` has written so far: the file the resumed fit continues"
+    for cb in _csv_loggers(learn).values(): cb.file.flush()
+    return {k: (cb.path/cb.fname).read_text() for k,cb in _csv_loggers(learn).items()}
+
+def epoch_start_state(learn):
+    "The random states an epoch starts with, before its callbacks run: a checkpoint taken during the epoch saves them"
+    return {'train_rng': learn.dls.train.rng.getstate(), 'rng': _rng_state()}
+
 def capture(learn, epoch, it, finished=False, tensors=None, grads=False):
     """The checkpoint of `learn` at batch `it` of `epoch` (the next batch to train). `tensors`: the caller's `_Tensors`,
     if it keeps one; `grads`: save the gradients, accumulated by a batch that did not step"""
-    rec,train,t,rng = learn.recorder,learn.dls.train,tensors or _Tensors(),_rng_state()
+    rec,t = learn.recorder,tensors or _Tensors()
     return {'finished': finished, 'epoch': epoch, 'iter': it, 'train_iter': learn.train_iter,
             'pct_train': float(learn.pct_train), 'run': learn.run_identity, 'device': _device(learn).type,
-            'model': learn.model.state_dict(), 'opt': _opt_state(learn.opt),
+            'model': learn.model.state_dict(), 'opt': learn.opt.state_dict(),
             # Per-batch histories go in as tensors: one block each to save, converted a little at each save.
             'recorder': {'lrs': t('lrs', rec.lrs), 'iters': t('iters', rec.iters, torch.int64), 'losses': t('losses', rec.losses),
                          'values': [[float(v) for v in row] for row in rec.values],
@@ -134,19 +156,20 @@ def capture(learn, epoch, it, finished=False, tensors=None, grads=False):
                          'hps': {k: t(('hps', k), v) for k,v in getattr(rec, 'hps', {}).items()},
                          'group_hps': {k: t(('group_hps', k), v) for k,v in getattr(rec, 'group_hps', {}).items()}},
             # GradientAccumulation.count, SaveModelCallback.best, EarlyStoppingCallback.wait, a scheduler's first epoch, ...
-            'callbacks': _callback_state(learn),
+            'callbacks': _callback_state(learn), 'logs': _logs(learn),
             'grads': [p.grad for p in learn.model.parameters()] if grads else None,
-            'rng': rng, 'epoch_start': {'train_rng': train.rng.getstate(), 'rng': rng} if it == 0 else learn.epoch_start,
+            # At an epoch's end (`it` 0) the next epoch starts from the states of now.
+            'rng': _rng_state(), 'epoch_start': epoch_start_state(learn) if it == 0 else learn.epoch_start,
             'loader_rngs': [dl.rng.getstate() for dl in learn.dls.loaders],
             'scaler': learn.scaler.state_dict() if getattr(learn, 'scaler', None) is not None else None}
 
 # %% ../nbs/05_resume.ipynb #34dc225a
-_STEP = re.compile(r'-(\d{9})\.ckpt$')
-
 def checkpoints(folder, fname='checkpoint'):
-    "The checkpoint files `fname-<n>.ckpt` in `folder`, newest first"
-    files = [p for p in Path(folder).glob(f"{fname}-*.ckpt") if _STEP.search(p.name) and p.name[:-len('-000000000.ckpt')] == fname]
-    return sorted(files, key=lambda p: int(_STEP.search(p.name).group(1)), reverse=True)
+    "The checkpoint files `fname-<n>.ckpt` in `folder`, newest first (`fname` taken literally: `exp[1]` is no pattern)"
+    numbered = re.compile(re.escape(fname) + r'-(\d{9})\.ckpt')
+    folder = Path(folder)
+    found = [(int(m.group(1)), p) for p in (folder.iterdir() if folder.is_dir() else []) if (m := numbered.fullmatch(p.name))]
+    return [p for _,p in sorted(found, reverse=True)]
 
 class Checkpoint(Callback):
     "Save everything needed to continue the fit exactly, atomically, keeping the newest `keep` checkpoints"
@@ -182,20 +205,28 @@ class Checkpoint(Callback):
         folder.mkdir(parents=True, exist_ok=True)
         # Numbered in the order saved, across fits (fine_tune runs two), so the highest number is the newest.
         saved = checkpoints(folder, self.fname)
-        number = int(_STEP.search(saved[0].name).group(1)) + 1 if saved else 1
+        number = int(saved[0].name[len(self.fname)+1:-len('.ckpt')]) + 1 if saved else 1
+        # Only a checkpoint written and verified here makes room, by deleting the oldest beyond `keep`.
         write_checkpoint(capture(learn, epoch, it, finished, self.tensors, self.grads_pending), folder/f"{self.fname}-{number:09d}.ckpt")
         for old in checkpoints(folder, self.fname)[self.keep:]: old.unlink()
 
 # %% ../nbs/05_resume.ipynb #f2d08124
 def find_checkpoint(learn, resume, fname='checkpoint'):
-    "The checkpoint to resume from: `resume` is True (the newest valid one) or a path; None when there is none"
+    """The checkpoint to resume from: `resume` is True (the newest valid one) or a path; None when the folder has none.
+    A corrupt newest file falls back to the previous one; files that exist but none can be read stop the fit"""
     device = _device(learn)
     if resume is not True: return read_checkpoint(resume, map_location=device)
     folder = Path(learn.path)/learn.model_dir
-    for path in checkpoints(folder, fname):
+    found,why = checkpoints(folder, fname),[]
+    for path in found:
         try: return read_checkpoint(path, map_location=device)
-        except Exception as e: warnings.warn(f"resume: {e}; trying the previous checkpoint")
-    warnings.warn(f"resume=True: no valid checkpoint '{fname}-*.ckpt' in {folder}; starting fresh")
+        except CorruptCheckpoint as e: why.append(str(e))
+        except Exception as e: raise UnreadableCheckpoint(f"resume=True: {path} cannot be read ({type(e).__name__}: {e}); "
+                                                          "fix or move it away, or pass resume=<path> of another checkpoint") from e
+        warnings.warn(f"resume: {why[-1]}; trying the previous checkpoint")
+    if found: raise UnreadableCheckpoint(f"resume=True: no checkpoint in {folder} can be read: {'; '.join(why)}. Nothing was "
+                                         "deleted; move them away to start fresh")
+    warnings.warn(f"resume=True: no checkpoint '{fname}-*.ckpt' in {folder}; starting fresh")
 
 def check_identity(saved, current):
     "Refuse a checkpoint from another run, naming what differs"
@@ -232,25 +263,36 @@ class Resumer(Callback):
         restore(learn, ck)
         # After the other callbacks' before_fit (order 100), so the state they reset there is put back.
         for k,cb in _keyed(learn.cbs): cb.__dict__.update(ck['callbacks'].get(k, {}))
+        for k,cb in _csv_loggers(learn).items():  # the log as it was at the checkpoint, continued from there
+            if k in ck['logs']: cb.file.seek(0); cb.file.truncate(); cb.file.write(ck['logs'][k]); cb.file.flush()
         for cb in learn.cbs:
             if isinstance(cb, ParamScheduler): cb.replay(cb.done_from, ck['epoch'], ck['iter'])
         if ck['grads'] is not None:
             for p,g in zip(learn.model.parameters(), ck['grads']): p.grad = g
         learn.train_iter,learn.pct_train,learn.resume_state = ck['train_iter'],ck['pct_train'],ck
 
+def begin_epoch(learn):
+    """Called as each epoch starts, before its callbacks: a resumed fit's first epoch gets back the random states its
+    epoch started with (its shuffle, the seeds of the loader's workers, what callbacks draw); then they are kept"""
+    ck = getattr(learn, 'resume_state', None)
+    if ck is not None:
+        for dl,state in zip(learn.dls.loaders, ck['loader_rngs']): dl.rng.setstate(state)
+        learn.dls.train.rng.setstate(ck['epoch_start']['train_rng'])
+        _set_rng_state(ck['epoch_start']['rng'])
+    learn.epoch_start = epoch_start_state(learn)
+
+_PER_FIT = ('run_identity', 'epoch_start', 'first_epoch', 'resume_state')
+
+def end_fit(learn):
+    "Forget what only the fit that ends needed: a later fit, or an exported learner, carries none of it"
+    for a in _PER_FIT: learn.__dict__.pop(a, None)
+
 @patch
 def all_batches(self:Learner):
-    "fastai's loop over `self.dl`, which a resumed fit starts mid-epoch with the data order and random states saved"
+    "fastai's loop over `self.dl`, which a resumed fit starts mid-epoch, the batches before drawn but not trained"
     self.n_iter = len(self.dl)
     ck = getattr(self, 'resume_state', None) if self.training else None
-    if ck is not None:
-        self.resume_state = None
-        for dl,state in zip(self.dls.loaders, ck['loader_rngs']): dl.rng.setstate(state)
-        # Back to the epoch's start: its shuffle, and the random state the loader's iterator takes its workers' seeds from.
-        self.dl.rng.setstate(ck['epoch_start']['train_rng'])
-        _set_rng_state(ck['epoch_start']['rng'])
-    rng = getattr(self.dl, 'rng', None)  # fastai's DataLoaders have one; `get_preds` may be given another loader
-    if self.training and rng is not None: self.epoch_start = {'train_rng': rng.getstate(), 'rng': _rng_state()}
+    if ck is not None: self.resume_state = None
     skip = ck['iter'] if ck is not None else 0
     for i,b in enumerate(self.dl):
         if i < skip:
@@ -259,3 +301,12 @@ def all_batches(self:Learner):
             if i == skip - 1: _set_rng_state(ck['rng'])
             continue
         self.one_batch(i, b)
+
+_fastai_export = Learner.export
+
+@patch
+def export(self:Learner, fname='export.pkl', **kwargs):
+    """fastai's `export`, without this package's callbacks (a `Checkpoint` in `learn.cbs`): an exported learner is for
+    inference, and `load_learner` must not need `onecycle_ext`, which would patch fastai in the process that loads it"""
+    ours = [cb for cb in self.cbs if type(cb).__module__.startswith('onecycle_ext.')]
+    with self.removed_cbs(ours): _fastai_export(self, fname, **kwargs)
