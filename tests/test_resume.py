@@ -1,26 +1,31 @@
-"""Kill a training process (SIGKILL) anywhere, run it again with `resume=True`: the final weights are
-bit-identical to a run that was never interrupted."""
-import random, warnings
+"""Checkpoints and resume: what is refused, what falls back, what is never deleted, and the features a fit carries
+across a crash. The crash and the resume run in fresh processes where the point is the process (the matrix of
+users' setups is in test_resume_matrix.py); an exception inside the process stands in for a crash elsewhere."""
+import os, subprocess, sys, warnings
 from pathlib import Path
 import pytest
 import torch
 from fastai.callback.core import Callback
-from resume_job import run_in_child, learner
+from resume_job import learner
+from test_resume_matrix import assert_same, job
 from onecycle_ext import Checkpoint
-from onecycle_ext.resume import checkpoints
+from onecycle_ext.resume import UnreadableCheckpoint, checkpoints, read_checkpoint, write_checkpoint
 
-METHODS = ['fit_one_cycle', 'fit_flat_cos', 'partial', 'fine_tune']
-# 4 epochs x 8 batches (3 for the partial slice, 1 + 2 for fine_tune); a checkpoint every 3 batches and at each epoch's end.
-KILLS = [('batch', 1), ('batch', 5), ('batch', 13), ('batch', 22), ('write', 1), ('write', 4), ('valid', 1), ('valid', 3)]
+def fit(learn, cbs=(), resume=None, every_iters=3):
+    "The same fit as resume_job's 'adam' setup"
+    learn.fit_one_cycle(4, 1e-2, cbs=[Checkpoint(every_iters=every_iters), *cbs], resume=resume)
 
 @pytest.fixture(scope='module')
 def uninterrupted(tmp_path_factory):
-    out = {}
-    for m in METHODS:
-        d = tmp_path_factory.mktemp(f'whole_{m}')
-        assert run_in_child(d, m) == 0
-        out[m] = torch.load(d/'final.pth')
-    return out
+    d = tmp_path_factory.mktemp('whole')
+    assert job([f"adam={d}"]).returncode == 0
+    return torch.load(d/'final.pth')['model']
+
+@pytest.fixture
+def killed(tmp_path):
+    "A folder whose 'adam' job was SIGKILLed after 13 batches (its newest checkpoint after batch 12)"
+    assert job(['--kill', 'batch:13', f"adam={tmp_path}"]).returncode == -9
+    return tmp_path
 
 class Boom(Callback):
     "Raises after `at` training batches: a crash inside the process"
@@ -28,9 +33,6 @@ class Boom(Callback):
     def __init__(self, at): self.at = at
     def after_batch(self):
         if self.training and self.learn.train_iter == self.at: raise RuntimeError('boom')
-
-def assert_same(a, b):
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 def _crash_and_resume(path, fit, crash_at):
     "The final weights of `fit(learn, extra_cbs, resume)` run whole, and crashed at batch `crash_at` then resumed"
@@ -42,39 +44,14 @@ def _crash_and_resume(path, fit, crash_at):
     with pytest.raises(RuntimeError): run(path/'b', cbs=[Boom(crash_at)])
     return whole,run(path/'b', resume=True)
 
-@pytest.mark.parametrize('method', METHODS)
-@pytest.mark.parametrize('kill', KILLS, ids=lambda k: f'{k[0]}{k[1]}')
-def test_kill_and_resume_is_bit_identical(tmp_path, uninterrupted, method, kill):
-    code = run_in_child(tmp_path, method, kill=kill)
-    assert code == -9, f"the job was not killed ({code})"
-    assert not (tmp_path/'final.pth').exists()
-    assert run_in_child(tmp_path, method, resume=True) == 0
-    assert_same(torch.load(tmp_path/'final.pth'), uninterrupted[method])
-    total = {'partial': 3, 'fine_tune': 3}.get(method, 4) * 8
-    trained = int((tmp_path/'trained.txt').read_text())
-    # A kill before the first checkpoint is saved restarts from scratch; any later one resumes.
-    assert trained == total if kill in [('batch', 1), ('write', 1)] else trained < total
-
-def test_random_kills(tmp_path, uninterrupted):
-    "Kills at random moments chosen by the parent, on top of the ones above"
-    import multiprocessing as mp, os, signal, time
-    from resume_job import train
-    rng = random.Random(0)
-    for i in range(4):
-        d = tmp_path/str(i)
-        p = mp.get_context('fork').Process(target=train, args=(d, 'fit_one_cycle'))
-        p.start(); time.sleep(rng.uniform(0.05, 0.6)); os.kill(p.pid, signal.SIGKILL); p.join()
-        assert run_in_child(d, 'fit_one_cycle', resume=True) == 0
-        assert_same(torch.load(d/'final.pth'), uninterrupted['fit_one_cycle'])
-
 def test_finished_run_resumes_to_its_final_weights(tmp_path, uninterrupted):
-    assert run_in_child(tmp_path, 'fit_one_cycle') == 0
+    assert job([f"adam={tmp_path}"]).returncode == 0
     (tmp_path/'final.pth').unlink()
-    assert run_in_child(tmp_path, 'fit_one_cycle', resume=True) == 0
-    assert_same(torch.load(tmp_path/'final.pth'), uninterrupted['fit_one_cycle'])
+    assert job(['--resume', f"adam={tmp_path}"]).returncode == 0
+    assert_same(torch.load(tmp_path/'final.pth')['model'], uninterrupted)
 
-def test_mismatched_run_is_refused_and_changes_nothing(tmp_path):
-    assert run_in_child(tmp_path, 'fit_one_cycle', kill=('batch', 13)) == -9
+def test_mismatched_run_is_refused_and_changes_nothing(killed):
+    tmp_path = killed
     files = {p: p.read_bytes() for p in (tmp_path/'models').iterdir()}
     learn = learner(tmp_path)
     w = {k: v.clone() for k,v in learn.model.state_dict().items()}
@@ -86,16 +63,16 @@ def test_mismatched_run_is_refused_and_changes_nothing(tmp_path):
     assert learn.opt is None
     assert {p: p.read_bytes() for p in (tmp_path/'models').iterdir()} == files
 
-def test_truncated_checkpoint_falls_back(tmp_path, uninterrupted):
-    assert run_in_child(tmp_path, 'fit_one_cycle', kill=('batch', 22)) == -9
+def test_truncated_checkpoint_falls_back(killed, uninterrupted):
+    tmp_path = killed
     newest = checkpoints(tmp_path/'models')[0]
     newest.write_bytes(newest.read_bytes()[:1000])
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter('always')
         learn = learner(tmp_path)
-        learn.fit_one_cycle(4, 1e-2, cbs=Checkpoint(every_iters=3), resume=True)
+        fit(learn, resume=True)
     assert any('truncated or corrupt' in str(o.message) for o in w)
-    assert_same(learn.model.state_dict(), uninterrupted['fit_one_cycle'])
+    assert_same(learn.model.state_dict(), uninterrupted)
 
 def test_no_checkpoint_starts_fresh_and_says_so(tmp_path):
     learn = learner(tmp_path)
@@ -127,12 +104,6 @@ def test_lr_find_with_a_checkpoint_callback_writes_nothing(tmp_path):
     learn.lr_find(show_plot=False)
     assert not (tmp_path/'models').exists() or list((tmp_path/'models').iterdir()) == []
 
-def test_sgdr_resume(tmp_path):
-    "fit_sgdr takes resume= too: an exception mid-run, then resume, equals the whole run"
-    def fit(learn, cbs, resume): learn.fit_sgdr(2, 1, 1e-2, cbs=[Checkpoint(every_iters=4), *cbs], resume=resume)
-    whole,resumed = _crash_and_resume(tmp_path, fit, 19)
-    assert_same(resumed, whole)
-
 def test_grad_scaler_state_resumes(tmp_path):
     "MixedPrecision keeps a GradScaler in learn.scaler (CUDA only); its state is saved and restored. Here a CPU one."
     class Scaler(Callback):
@@ -153,15 +124,10 @@ def test_grad_scaler_state_resumes(tmp_path):
     assert run(tmp_path/'b', resume=True) == whole
     assert whole == pytest.approx(2.**16 * 0.9**24, rel=1e-5)  # 24 steps: the resumed run did not start the scale over
 
-def _two_group_learner(path):
-    learn = learner(path)
-    learn.splitter = lambda m: [list(m[0].parameters()), list(m[3].parameters())]
-    return learn
-
 def test_resumed_recorder_continues_the_history(tmp_path):
     "The recorder of a crashed-and-resumed fit holds what the uninterrupted fit's holds: losses, lrs, metrics, hps"
     def run(path, cbs=(), resume=None):
-        learn = _two_group_learner(path)
+        learn = learner(path)
         learn.fit_one_cycle(3, slice(1e-3, 1e-2), cbs=[Checkpoint(every_iters=5), *cbs], resume=resume)
         return learn.recorder
     whole = run(tmp_path/'a')
@@ -172,17 +138,16 @@ def test_resumed_recorder_continues_the_history(tmp_path):
     assert resumed.hps == whole.hps and resumed.group_hps == whole.group_hps
     assert len(whole.group_hps['lr']) == 24 and whole.group_hps['lr'][0][0] < whole.group_hps['lr'][0][1]
 
-def test_checkpoint_from_another_device_loads_with_a_note(tmp_path, uninterrupted):
+def test_checkpoint_from_another_device_loads_with_a_note(killed, uninterrupted):
     "A checkpoint saved on CUDA resumes on the CPU: weights and optimizer continue exactly, and a warning says the random streams differ"
-    from onecycle_ext.resume import read_checkpoint, write_checkpoint
-    assert run_in_child(tmp_path, 'fit_one_cycle', kill=('batch', 13)) == -9
+    tmp_path = killed
     newest = checkpoints(tmp_path/'models')[0]
     ck = read_checkpoint(newest)
     write_checkpoint({**ck, 'device': 'cuda'}, newest)
     learn = learner(tmp_path)
     with pytest.warns(UserWarning, match='saved on cuda, resumed on cpu.*random streams differ'):
         learn.fit_one_cycle(4, 1e-2, cbs=Checkpoint(every_iters=3), resume=True)
-    assert_same(learn.model.state_dict(), uninterrupted['fit_one_cycle'])  # here the streams are the CPU's in both
+    assert_same(learn.model.state_dict(), uninterrupted)  # here the streams are the CPU's in both
 
 def test_mixed_precision_resumes(tmp_path):
     "fastai's MixedPrecision (a disabled GradScaler on a machine without CUDA) in a crashed-and-resumed fit"
@@ -192,9 +157,8 @@ def test_mixed_precision_resumes(tmp_path):
         whole,resumed = _crash_and_resume(tmp_path, fit, 10)
     assert_same(resumed, whole)
 
-def test_checkpoint_of_an_older_format_is_refused(tmp_path):
-    assert run_in_child(tmp_path, 'fit_one_cycle', kill=('batch', 13)) == -9
-    from onecycle_ext.resume import read_checkpoint, write_checkpoint
+def test_checkpoint_of_an_older_format_is_refused(killed):
+    tmp_path = killed
     newest = checkpoints(tmp_path/'models')[0]
     ck = read_checkpoint(newest)
     write_checkpoint({**ck, 'run': {k: v for k,v in ck['run'].items() if k != 'checkpoint format'}}, newest)
@@ -216,42 +180,6 @@ def test_history_tensors_convert_only_new_items():
     assert t('losses', [torch.tensor(9.).as_subclass(Loss)]).tolist() == [9.] and Loss.n == 7  # another list: a new fit's
     assert t('rows', []).tolist() == [] and t('rows', [[1., 2.]]).tolist() == [[1., 2.]]  # per-group rows, from empty
     assert t('iters', [0, 1, 2], torch.int64).tolist() == [0, 1, 2]
-
-def test_callbacks_state_resumes(tmp_path):
-    "SaveModelCallback's best so far survives the crash: here 'best' is the highest loss, epoch 0's, loaded at the end"
-    import numpy as np
-    from fastai.callback.tracker import SaveModelCallback
-    def fit(learn, cbs, resume):
-        learn.fit_one_cycle(4, 1e-2, cbs=[Checkpoint(every_iters=3), SaveModelCallback(monitor='valid_loss', comp=np.greater), *cbs],
-                            resume=resume)
-    whole,resumed = _crash_and_resume(tmp_path, fit, 21)
-    assert_same(resumed, whole)
-
-def test_gradient_accumulation_resumes(tmp_path):
-    "A checkpoint between two accumulated batches keeps the gradients accumulated so far"
-    from fastai.callback.training import GradientAccumulation
-    def fit(learn, cbs, resume):
-        learn.fit_one_cycle(2, 1e-2, cbs=[Checkpoint(every_iters=3), GradientAccumulation(n_acc=64), *cbs], resume=resume)
-    whole,resumed = _crash_and_resume(tmp_path, fit, 11)
-    assert_same(resumed, whole)
-
-class Noisy:
-    "A dataset whose items are drawn with fresh noise each time, as random augmentation does"
-    def __init__(self, x, y): self.x,self.y = x,y
-    def __len__(self): return len(self.x)
-    def __getitem__(self, i): return self.x[i] + 0.1*torch.randn(self.x.shape[1]), self.y[i]
-
-def test_worker_processes_resume(tmp_path):
-    "DataLoader workers draw their random numbers from seeds taken when each epoch's iterator starts"
-    from fastai.data.core import DataLoaders
-    from fastai.data.load import DataLoader
-    def fit(learn, cbs, resume):
-        x = torch.randn(320, 8); y = (x[:, :2].sum(1) > 0).long()
-        learn.dls = DataLoaders(DataLoader(Noisy(x[:256], y[:256]), bs=32, shuffle=True, num_workers=2),
-                                DataLoader(Noisy(x[256:], y[256:]), bs=32, num_workers=2))
-        learn.fit_one_cycle(3, 1e-2, cbs=[Checkpoint(every_iters=3), *cbs], resume=resume)
-    whole,resumed = _crash_and_resume(tmp_path, fit, 13)
-    assert_same(resumed, whole)
 
 def test_diverged_weights_are_not_saved(tmp_path):
     "Weights that turn NaN do not push the good checkpoints out; fastai's TerminateOnNaNCallback then ends the fit"
@@ -281,11 +209,116 @@ def test_interrupted_write_leaves_the_previous_checkpoint(tmp_path, monkeypatch)
     with pytest.raises(KeyboardInterrupt): learn.fit_one_cycle(1, 1e-2, cbs=Checkpoint())
     assert {p.name: p.read_bytes() for p in (tmp_path/'models').iterdir()} == before
 
-def test_resume_with_other_checkpoint_settings(tmp_path, uninterrupted):
+def test_resume_with_other_checkpoint_settings(killed, uninterrupted):
     "How often to save is not part of the run: the resumed fit may save at other moments, with the same result"
-    assert run_in_child(tmp_path, 'fit_one_cycle', kill=('batch', 13)) == -9
+    tmp_path = killed
     learn,ck = learner(tmp_path),Checkpoint(every_iters=5, keep=3)
     learn.fit_one_cycle(4, 1e-2, cbs=ck, resume=True)
     assert (ck.every_iters, ck.keep) == (5, 3)
     assert len(checkpoints(tmp_path/'models')) == 3
-    assert_same(learn.model.state_dict(), uninterrupted['fit_one_cycle'])
+    assert_same(learn.model.state_dict(), uninterrupted)
+
+# Faults lose nothing: a checkpoint is deleted only by a run that has just written a newer, verified one.
+
+def _unsafe_checkpoint(path):
+    "A checkpoint with a valid checksum whose payload a safe load refuses (it pickles a function)"
+    import hashlib, io
+    from onecycle_ext.resume import _MAGIC
+    buf = io.BytesIO(); torch.save({'f': os.getcwd}, buf)
+    data = buf.getvalue()
+    path.write_bytes(_MAGIC + hashlib.sha256(data).hexdigest().encode() + b'\n' + data)
+
+@pytest.mark.parametrize('fault', ['unsafe payload', 'permission denied'])
+def test_unreadable_newest_stops_resume_and_deletes_nothing(killed, fault, monkeypatch):
+    newest = checkpoints(killed/'models')[0]
+    if fault == 'unsafe payload': _unsafe_checkpoint(newest)
+    else:
+        read = Path.read_bytes
+        def denied(p): 
+            if p == newest: raise PermissionError(13, 'Permission denied', str(p))
+            return read(p)
+        monkeypatch.setattr(Path, 'read_bytes', denied)
+    files = {p.name: p.read_bytes() for p in (killed/'models').iterdir() if p != newest}
+    learn = learner(killed)
+    w = {k: v.clone() for k,v in learn.model.state_dict().items()}
+    with pytest.raises(UnreadableCheckpoint, match=f"{newest.name} cannot be read .*(Permission denied|Unpickling)"): fit(learn, resume=True)
+    assert_same(w, learn.model.state_dict())
+    assert {p.name: p.read_bytes() for p in (killed/'models').iterdir() if p != newest} == files
+    assert newest.exists()
+
+def test_all_corrupt_stops_resume_naming_each_file(killed):
+    files = checkpoints(killed/'models')
+    for p in files: p.write_bytes(p.read_bytes()[:500])
+    before = {p.name: p.read_bytes() for p in files}
+    with pytest.warns(UserWarning, match='trying the previous checkpoint'):
+        with pytest.raises(UnreadableCheckpoint) as e: fit(learner(killed), resume=True)
+    assert all(p.name in str(e.value) for p in files) and 'Nothing was deleted' in str(e.value)
+    assert {p.name: p.read_bytes() for p in checkpoints(killed/'models')} == before
+
+def test_failed_write_deletes_nothing(tmp_path, monkeypatch):
+    "A save whose file does not verify (here: read back corrupt) raises, and the older checkpoints stay"
+    import onecycle_ext.resume as r
+    learn = learner(tmp_path)
+    fit(learn, every_iters=None)
+    before = {p.name: p.read_bytes() for p in (tmp_path/'models').iterdir()}
+    real = r.os.replace
+    def corrupting(src, dst):
+        Path(src).write_bytes(Path(src).read_bytes()[:-10]); real(src, dst)
+    monkeypatch.setattr(r.os, 'replace', corrupting)
+    with pytest.raises(r.CorruptCheckpoint): fit(learner(tmp_path), every_iters=None)
+    after = {p.name: p.read_bytes() for p in (tmp_path/'models').iterdir()}
+    assert all(after[k] == v for k,v in before.items())
+
+def test_file_name_is_taken_literally(tmp_path, uninterrupted):
+    "`fname='exp[1]'` is a name, not a glob pattern: numbered files, `keep` honoured, and resume finds them"
+    def run(path, cbs=(), resume=None): 
+        learn = learner(path)
+        learn.fit_one_cycle(4, 1e-2, cbs=[Checkpoint(every_iters=3, fname='exp[1]', keep=2), *cbs], resume=resume)
+        return learn.model.state_dict()
+    with pytest.raises(RuntimeError): run(tmp_path, [Boom(13)])
+    names = [p.name for p in checkpoints(tmp_path/'models', 'exp[1]')]
+    assert names == ['exp[1]-000000005.ckpt', 'exp[1]-000000004.ckpt'] and sorted(os.listdir(tmp_path/'models')) == sorted(names)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')  # not "starting fresh"
+        assert_same(run(tmp_path, resume=True), uninterrupted)
+
+def test_failed_resumed_fit_leaves_nothing_behind(killed):
+    "A resumed fit that fails does not leak into the next fit: it trains every batch from the learner's state"
+    learn = learner(killed)
+    with pytest.raises(RuntimeError): fit(learn, [Boom(14)], resume=True)
+    assert not any(hasattr(learn, a) for a in ('resume_state', 'run_identity', 'epoch_start', 'first_epoch'))
+    n = []
+    class Count(Callback):
+        def after_batch(self): n.append(self.training)
+    learn.fit_one_cycle(1, 1e-2, cbs=Count())
+    assert sum(n) == 8 and len(n) == 10
+
+def test_export_with_a_checkpoint_loads_without_this_package(tmp_path):
+    "`learn.export()` with a `Checkpoint` in `learn.cbs`: `load_learner` in a clean process does not import onecycle_ext"
+    from fastai.data.core import Datasets
+    from fastai.data.transforms import ItemGetter
+    from fastai.learner import Learner
+    from fastai.losses import MSELossFlat
+    x = torch.randn(64, 3)
+    dsets = Datasets([(a, a.sum(0, keepdim=True)) for a in x], tfms=[[ItemGetter(0)], [ItemGetter(1)]], splits=[range(48), range(48, 64)])
+    learn = Learner(dsets.dataloaders(bs=16), torch.nn.Linear(3, 1), loss_func=MSELossFlat(), path=tmp_path, cbs=Checkpoint())
+    with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(1, 1e-2)
+    learn.export('export.pkl')
+    assert any(isinstance(cb, Checkpoint) for cb in learn.cbs)  # still there for the next fit
+    code = (f"import sys, torch; from fastai.learner import load_learner; learn = load_learner({str(tmp_path/'export.pkl')!r}); "
+            "assert 'onecycle_ext' not in sys.modules, 'imported'; "
+            "assert not any(hasattr(learn, a) for a in ('run_identity', 'epoch_start', 'first_epoch', 'resume_state')); "
+            f"torch.save(learn.model(torch.ones(2, 3)), {str(tmp_path/'pred.pth')!r})")
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert torch.equal(torch.load(tmp_path/'pred.pth'), learn.model(torch.ones(2, 3)))
+
+def test_run_identity_is_the_same_in_another_process(tmp_path):
+    "What identifies a run holds no memory address: partial optimizers, OptimWrapper, lambdas"
+    code = ("import sys, json; sys.path.insert(0, {tests!r}); from resume_job import learner, OPTIMIZERS; "
+            "from onecycle_ext.resume import run_identity; "
+            "print(json.dumps([run_identity(learner({path!r}, opt_func=o), 3, None, None, [])['optimizer'] for o in OPTIMIZERS.values()]))")
+    code = code.format(tests=str(Path(__file__).parent), path=str(tmp_path))
+    a,b = [subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120) for _ in range(2)]
+    assert a.returncode == 0, a.stderr[-2000:]
+    assert a.stdout == b.stdout and ' at 0x' not in a.stdout and 'nesterov=True' in a.stdout
