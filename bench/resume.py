@@ -1,56 +1,55 @@
-"""Kill-and-resume on MNIST-1D: SIGKILL a training process at random moments, resume it with `resume=True`,
-and count how many runs end bit-identical to an uninterrupted one (goal: all). Then the cost of
-checkpointing: the same fit with and without `Checkpoint`, alternating in one process.
+"""Kill-and-resume on users' setups, then the cost of checkpointing.
 
-Each run is `fit_one_cycle(3)` of the demo's 1-D CNN (120 batches, dropout-free but shuffled data, Adam)
-with `Checkpoint(every_iters=7)`, in a forked child process (one torch thread).
+Kills: every setup of tests/resume_job.py (optimizers, losses, fastai callbacks, fit methods, BatchNorm, workers),
+each killed (SIGKILL) at random points -- after a random training batch, during a random validation batch, in the
+middle of a random checkpoint write -- in fresh processes, then resumed with `resume=True` in another
+(tests/test_resume_matrix.py's A, B, C). Counts how many end exactly as the uninterrupted run (weights, optimizer
+state, recorder values, logs; goal: all) and how many re-trained more than one save interval.
+Cost: `fit_one_cycle(3)` of the demo's 1-D CNN on MNIST-1D with and without `Checkpoint`, alternating in one process.
 
-    .venv/bin/python bench/resume.py [--kills 100] [--write]
+    .venv/bin/python bench/resume.py [--kills-per-setup 4] [--write]
 """
-import argparse, multiprocessing as mp, os, random, signal, sys, tempfile, time, warnings
+import argparse, os, random, sys, tempfile, time, warnings
 os.environ.setdefault('MPLBACKEND', 'Agg')
 warnings.filterwarnings('ignore')
 from pathlib import Path
 import numpy as np
 import torch
-sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.dirname(__file__)); sys.path.insert(0, str(Path(__file__).parents[1]/'tests'))
 from results import publish
 from tasks import learner, dls_for
+from resume_job import EVERY, SETUPS
+from test_resume_matrix import assert_same, run_matrix
 from onecycle_ext import Checkpoint
 
-def train(path, resume=False, ckpt=True, every_iters=7):
-    torch.set_num_threads(1)
-    learn = learner('mnist1d_cnn', 0)
-    learn.path = Path(path)
-    learn.fit_one_cycle(3, 2e-2, cbs=[Checkpoint(every_iters=every_iters)] if ckpt else [], resume=resume)
-    torch.save(learn.model.state_dict(), Path(path)/'final.pth')
+def random_kills(rng, n):
+    "`n` kill points: a training batch of the first 24, a validation batch of the first 6, a checkpoint write of the first 9"
+    kinds = {'batch': 24, 'valid': 6, 'write': 9}
+    return [f"{kind}:{rng.randint(1, kinds[kind])}" for kind in rng.choices(list(kinds), k=n)]
 
-def child(path, resume=False):
-    p = mp.get_context('fork').Process(target=train, args=(path, resume))
-    p.start()
-    return p
-
-def same(a, b): return all(torch.equal(a[k], b[k]) for k in a)
+def kill_matrix(root, per_setup, rng):
+    cases = sorted({(s, k) for s in SETUPS for k in random_kills(rng, per_setup)})
+    t = time.time()
+    res = run_matrix(root, cases)
+    killed = identical = within = 0
+    for (s,k),(whole,resumed,b,killed_at,error) in res.items():
+        if b.returncode != -9: continue  # the run ended before the kill point: not a kill
+        killed += 1
+        try:
+            for part in ('model', 'opt', 'values', 'logs'): assert_same(resumed[part], whole[part])
+            identical += 1
+        except (AssertionError, TypeError): print(f"NOT identical: {s} {k} {error or ''}")
+        within += error is None and resumed['trained'] <= whole['trained'] - killed_at + EVERY
+    return killed,identical,within,len(SETUPS),time.time() - t
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument('--kills', type=int, default=100); p.add_argument('--write', action='store_true')
+    p.add_argument('--kills-per-setup', type=int, default=4); p.add_argument('--write', action='store_true')
     a = p.parse_args()
-    rng = random.Random(0)
-    dls_for('mnist1d_cnn')  # made once here, so the children only train
+    dls_for('mnist1d_cnn')
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
-        t = time.time(); c = child(d/'whole'); c.join(); full = time.time() - t
-        whole = torch.load(d/'whole'/'final.pth')
-        identical,killed,finished_first,resumed_from_ckpt = 0,0,0,0
-        while killed < a.kills:
-            run = d/f'run{killed}_{finished_first}'
-            c = child(run); time.sleep(rng.uniform(0.02, 0.95) * full); os.kill(c.pid, signal.SIGKILL); c.join()
-            if c.exitcode != -signal.SIGKILL: finished_first += 1; continue  # the run ended before the kill: not a kill
-            killed += 1
-            resumed_from_ckpt += (run/'models').exists() and any((run/'models').glob('*.ckpt'))
-            c = child(run, resume=True); c.join()
-            identical += c.exitcode == 0 and same(torch.load(run/'final.pth'), whole)
+        killed,identical,within,n_setups,kill_s = kill_matrix(d/'matrix', a.kills_per_setup, random.Random(0))
         # Cost of checkpointing, in this process: fits with and without Checkpoint, alternating.
         torch.set_num_threads(1)
         costs = {k: [] for k in ('none', 'every 7', 'every 1', 'epochs')}
@@ -73,18 +72,19 @@ def main():
                 t = time.perf_counter(); ck.save(3, 0); times.append(time.perf_counter() - t)
             save_ms[len(rec.lrs)] = 1e3*np.median(times)
     base = np.median(costs['none'])
-    table = ["| processes killed | resumed from a checkpoint (the rest died before the first) | bit-identical to the uninterrupted run |",
-             "|---|---|---|", f"| {killed} | {resumed_from_ckpt} | {identical} |", "",
+    table = ["| setups | processes killed | resumed bit-identical | re-trained at most one save interval |", "|---|---|---|---|",
+             f"| {n_setups} | {killed} | {identical} | {within} |", "",
              "| checkpointing | ms per batch | relative to none |", "|---|---|---|"]
     table += [f"| {k} | {1e3*np.median(v):.2f} | {np.median(v)/base:.2f} |" for k,v in costs.items()]
     (short,s_ms),(long,l_ms) = save_ms.items()
     table += ["", "| batches of history | one save (ms) | relative |", "|---|---|---|",
               f"| {short:,} | {s_ms:.1f} | 1.00 |", f"| {long:,} | {l_ms:.1f} | {l_ms/s_ms:.2f} |"]
     publish('resume', "Kill and resume (`bench/resume.py`)",
-            f"`fit_one_cycle(3)` of the 1-D CNN on MNIST-1D (120 batches, {full:.1f} s uninterrupted in a child process), "
-            "`Checkpoint(every_iters=7)`, SIGKILL at a uniformly random moment (runs that ended first are not counted), then "
-            "`resume=True`. Goal: all bit-identical. "
-            "Checkpoint cost: median of 7 fits each, alternating in one process. One save: median of 7, the history padded "
+            f"Every setup of `tests/resume_job.py` (optimizers, losses, fastai callbacks, fit methods, BatchNorm, workers), "
+            f"`Checkpoint(every_iters={EVERY})`, SIGKILLed at {a.kills_per_setup} random points each (a training batch, a validation "
+            "batch or the middle of a checkpoint write; runs that ended first are not counted), each run a fresh process; "
+            f"{kill_s/60:.0f} min. Bit-identical: weights, optimizer state, recorder values and CSV logs equal the uninterrupted run's. "
+            "Goal: all. Checkpoint cost: `fit_one_cycle(3)` of the 1-D CNN on MNIST-1D (120 batches), median of 7 fits each, alternating in one process. One save: median of 7, the history padded "
             "as a long run's would be.",
             table, a.write)
 

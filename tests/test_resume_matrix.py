@@ -41,7 +41,7 @@ def run_matrix(root, cases, parallel=2):
         d = root/(s + k)
         error = (d/'error.txt').read_text() if (d/'error.txt').exists() else None
         out[s,k] = (torch.load(root/'whole'/s/'final.pth'), None if error else torch.load(d/'final.pth'), b[s,k],
-                    int((d/'killed_at.txt').read_text()), error)
+                    int((d/'killed_at.txt').read_text()) if (d/'killed_at.txt').exists() else None, error)
     return out
 
 @pytest.fixture(scope='module')
