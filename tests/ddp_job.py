@@ -1,10 +1,11 @@
 """The job of the distributed tests, one process per rank:
 
-    python -m torch.distributed.run --nproc_per_node 2 --master_port PORT tests/ddp_job.py OUT MODE [ARGS_JSON]
+    python -m torch.distributed.run --nproc_per_node 2 --master_port PORT tests/ddp_job.py OUT MODES [ARGS_JSON]
 
-Each rank runs `MODES[MODE](**ARGS)` and saves what it returns to `OUT/MODE-rank<r>.pt` (plain values and
-tensors: `torch.load(weights_only=True)` reads it). A new mode (checkpoint, kill, resume...) is one more function
-in `MODES` returning a dict. `learner()` and `CASES` are also what the tests run in a single process."""
+For each mode of the comma-separated MODES, each rank runs `MODES[mode](**ARGS.get(mode, {}))` and saves what it
+returns to `OUT/<mode>-rank<r>.pt` (plain values and tensors: `torch.load(weights_only=True)` reads it), so one
+launch (the costly part) can run several modes. A new mode (checkpoint, kill, resume...) is one more function in
+`MODES` returning a dict. `learner()` and `CASES` are also what the tests run in a single process."""
 import contextlib, json, os, sys
 from functools import partial
 from pathlib import Path
@@ -99,12 +100,23 @@ def schedules(cases=None):
                      'plot': _plotted(learn) if rank_distrib() == 0 else None}
     return res
 
-MODES = {'schedules': schedules}
+def contexts():
+    "Two `distrib_ctx` in turn on one learner, then a fit outside: the model is wrapped in each context only"
+    learn,watch = learner(),Watch()
+    learn.add_cb(watch)
+    torch.manual_seed(1000 + rank_distrib())
+    for _ in range(2):
+        with learn.distrib_ctx(): learn.fit_one_cycle(1, 1e-2)
+    learn.fit_one_cycle(1, 1e-2)
+    return {'fits': watch.fits, 'cbs': [type(cb).__name__ for cb in learn.cbs]}
 
-def main(out, mode, args):
+MODES = {'schedules': schedules, 'contexts': contexts}
+
+def main(out, modes, args):
     torch.set_num_threads(1)
-    res = MODES[mode](**args)
-    res['_env'] = {'rank': rank_distrib(), 'world_size': int(os.environ['WORLD_SIZE']), 'backend': torch.distributed.get_backend()}
-    torch.save(res, Path(out)/f'{mode}-rank{rank_distrib()}.pt')
+    for mode in modes.split(','):
+        res = MODES[mode](**args.get(mode, {}))
+        res['_env'] = {'rank': rank_distrib(), 'world_size': int(os.environ['WORLD_SIZE']), 'backend': torch.distributed.get_backend()}
+        torch.save(res, Path(out)/f'{mode}-rank{rank_distrib()}.pt')
 
 if __name__ == '__main__': main(sys.argv[1], sys.argv[2], json.loads(sys.argv[3]) if len(sys.argv) > 3 else {})

@@ -1,7 +1,7 @@
 """fastai's DDP (`distrib_ctx`) with real processes: `python -m torch.distributed.run --nproc_per_node 2` on the
 CPU (gloo) runs `ddp_job.py`, whose ranks save what they saw; the tests compare the ranks with each other, with
 a single process running the same fit on the rank's batch count, and with fastai's own `fit_one_cycle`."""
-import os, signal, socket, subprocess, sys
+import json, os, signal, socket, subprocess, sys
 from pathlib import Path
 import numpy as np
 import pytest
@@ -16,26 +16,29 @@ def free_port():
         s.bind(('127.0.0.1', 0))
         return s.getsockname()[1]
 
-def launch(out, mode, nproc=2, args='{}', timeout=120, env=None):
-    "Run `ddp_job.py` in `nproc` processes with torchrun, killing the whole job after `timeout` s; the ranks' results"
+def launch(out, modes, nproc=2, args=None, timeout=120, env=None):
+    "Run `ddp_job.py` in `nproc` processes with torchrun, killing the whole job after `timeout` s; each mode's ranks' results"
     env = {**os.environ, 'MPLBACKEND': 'Agg', 'OMP_NUM_THREADS': '1', **(env or {})}
     # The CPU test uses the CPU where there is a GPU too; without one, `distrib_ctx` chooses the CPU by itself.
     if torch.cuda.is_available(): env.setdefault('ACCELERATE_USE_CPU', '1')
     cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', str(nproc), '--master_addr', '127.0.0.1',
-           '--master_port', str(free_port()), str(JOB), str(out), mode, args]
+           '--master_port', str(free_port()), str(JOB), str(out), ','.join(modes), json.dumps(args or {})]
     p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try: log,_ = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(p.pid, signal.SIGKILL)
         log,_ = p.communicate()
-        raise AssertionError(f"{mode} did not finish in {timeout} s:\n{log[-3000:]}")
-    assert p.returncode == 0, f"{mode} failed ({p.returncode}):\n{log[-3000:]}"
-    return [torch.load(Path(out)/f'{mode}-rank{r}.pt', weights_only=True) for r in range(nproc)]
+        raise AssertionError(f"{modes} did not finish in {timeout} s:\n{log[-3000:]}")
+    assert p.returncode == 0, f"{modes} failed ({p.returncode}):\n{log[-3000:]}"
+    return {m: [torch.load(Path(out)/f'{m}-rank{r}.pt', weights_only=True) for r in range(nproc)] for m in modes}
 
 @pytest.fixture(scope='module')
-def ranks(tmp_path_factory):
-    "One launch running every case of `ddp_job.CASES` on 2 ranks"
-    return launch(tmp_path_factory.mktemp('ddp'), 'schedules')
+def launched(tmp_path_factory):
+    "One launch on 2 ranks: every case of `ddp_job.CASES`, then `distrib_ctx` twice on one learner"
+    return launch(tmp_path_factory.mktemp('ddp'), ['schedules', 'contexts'])
+
+@pytest.fixture(scope='module')
+def ranks(launched): return launched['schedules']
 
 @pytest.fixture(scope='module')
 def single():
@@ -94,6 +97,25 @@ def test_same_weights_as_fastai_fit_one_cycle(ranks):
 def test_plot_sched_on_rank_0(ranks):
     for name in CASES:
         assert ranks[0][name]['plot'] == ranks[0][name]['fits'][-1]['hps'], name
+
+def test_world_size_1(tmp_path):
+    "`torchrun --nproc_per_node 1`: the same as one process without DDP, and `distrib_ctx` can be entered again"
+    res = launch(tmp_path, ['schedules', 'contexts'], nproc=1, args={'schedules': {'cases': ['fit_one_cycle']}})
+    (one,),(ctx,) = res['schedules'],res['contexts']
+    ref = ddp_job.learner()
+    fits = ddp_job.run_case('fit_one_cycle', ref, distributed=False)
+    assert one['fit_one_cycle']['fits'][0]['batches'] == fits[0]['batches'] == [7, 7, 7]
+    assert one['fit_one_cycle']['fits'][0]['hps'] == fits[0]['hps']
+    for k,w in ref.model.state_dict().items(): torch.testing.assert_close(one['fit_one_cycle']['weights'][k], w, rtol=0, atol=0)
+    # fastai keeps its DistributedTrainer after a context of one process: the second one would wrap the model twice.
+    assert [f['model'] for f in ctx['fits']] == ['DistributedDataParallel', 'DistributedDataParallel', 'Sequential']
+    assert 'DistributedTrainer' not in ctx['cbs']
+
+def test_distrib_ctx_twice_on_2_ranks(launched):
+    for ctx in launched['contexts']:
+        assert [f['model'] for f in ctx['fits']] == ['DistributedDataParallel', 'DistributedDataParallel', 'Sequential']
+        assert [f['batches'] for f in ctx['fits']] == [[3], [3], [7]]
+        assert 'DistributedTrainer' not in ctx['cbs']
 
 def test_import_without_accelerate():
     "Accelerate is only needed for DDP: without it `import onecycle_ext` works and leaves fastai's DDP alone"
