@@ -4,7 +4,9 @@
 
 # %% ../nbs/07_distributed.ipynb #236939d9
 from __future__ import annotations
+import warnings
 import torch
+from torch import nn
 from fastcore.basics import patch
 from fastcore.meta import delegates
 from fastai.learner import Learner
@@ -48,12 +50,19 @@ def __len__(self:DistributedDL):
     return per_rank // self.bs + (0 if self.drop_last or per_rank % self.bs == 0 else 1)
 
 # %% ../nbs/07_distributed.ipynb #b820e1c0
+def _has_batchnorm(model): return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
 @patch
 @delegates(Accelerator, but=_hidden_params)
 def to_distributed(self:Learner, sync_bn=True, **kwargs):
     "Add a `DistributedTrainer` (and its `Accelerator`, on the CPU when there is no GPU)"
     if not torch.cuda.is_available(): kwargs.setdefault('cpu', True)
-    self.add_cb(DistributedTrainer(sync_bn, **kwargs))
+    trainer = DistributedTrainer(sync_bn, **kwargs)
+    if sync_bn and trainer.accelerator.device.type == 'cpu' and _has_batchnorm(self.model):
+        warnings.warn("sync_bn=True is ignored on the CPU (PyTorch's SyncBatchNorm needs GPUs): each rank's BatchNorm "
+                      "normalises with its own batch's statistics. Pass sync_bn=False to silence this.")
+        trainer.sync_bn = False
+    self.add_cb(trainer)
     if rank_distrib(): self.remove_cb(ProgressCallback)
     return self
 

@@ -6,7 +6,7 @@ For each mode of the comma-separated MODES, each rank runs `MODES[mode](**ARGS.g
 returns to `OUT/<mode>-rank<r>.pt` (plain values and tensors: `torch.load(weights_only=True)` reads it), so one
 launch (the costly part) can run several modes. A new mode (checkpoint, kill, resume...) is one more function in
 `MODES` returning a dict. `learner()` and `CASES` are also what the tests run in a single process."""
-import contextlib, json, os, sys
+import contextlib, json, os, sys, warnings
 from functools import partial
 from pathlib import Path
 import torch
@@ -26,15 +26,15 @@ from onecycle_ext import OneCycleScheduler, PartialOneCycleScheduler
 
 N_TRAIN,N_VALID,BS = 112,40,16  # 7 batches, dropping the last partial one: 3 per rank on 2 ranks (fastai says 4)
 
-def learner(n_train=N_TRAIN, path=None):
-    "A model with dropout in 2 parameter groups, Adam with weight decay, shuffled training data; the same on every rank"
+def learner(n_train=N_TRAIN, path=None, batchnorm=False):
+    "A model with dropout (and BatchNorm) in 2 parameter groups, Adam with weight decay, shuffled training data; the same on every rank"
     set_seed(0)
     x = torch.randn(n_train + N_VALID, 8); y = (x[:, :2].sum(1) > 0).long()
     ds = list(zip(x, y))
     dls = DataLoaders(DataLoader(ds[:n_train], bs=BS, shuffle=True, drop_last=True), DataLoader(ds[n_train:], bs=BS))
-    model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Dropout(0.3), nn.Linear(32, 2))
+    model = nn.Sequential(nn.Linear(8, 32), *([nn.BatchNorm1d(32)] if batchnorm else []), nn.ReLU(), nn.Dropout(0.3), nn.Linear(32, 2))
     learn = Learner(dls, model, loss_func=nn.CrossEntropyLoss(), opt_func=partial(Adam, wd=0.01), path=path or '.',
-                    splitter=lambda m: [list(m[0].parameters()), list(m[3].parameters())])
+                    splitter=lambda m: [list(m[0].parameters()), list(m[-1].parameters())])
     learn.remove_cbs(learn.cbs.filter(lambda cb: type(cb).__name__ == 'ProgressCallback'))
     learn.logger = lambda *a, **k: None
     return learn
@@ -110,7 +110,16 @@ def contexts():
     learn.fit_one_cycle(1, 1e-2)
     return {'fits': watch.fits, 'cbs': [type(cb).__name__ for cb in learn.cbs]}
 
-MODES = {'schedules': schedules, 'contexts': contexts}
+def batchnorm():
+    "A model with BatchNorm, whose `SyncBatchNorm` (fastai's default) PyTorch runs on GPUs only"
+    learn = learner(batchnorm=True)
+    torch.manual_seed(1000 + rank_distrib())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        with learn.distrib_ctx(): learn.fit_one_cycle(2, 1e-2)
+    return {'state': {k: v.clone() for k,v in learn.model.state_dict().items()}, 'warnings': [str(w.message) for w in caught]}
+
+MODES = {'schedules': schedules, 'contexts': contexts, 'batchnorm': batchnorm}
 
 def main(out, modes, args):
     torch.set_num_threads(1)

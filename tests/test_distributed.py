@@ -34,8 +34,8 @@ def launch(out, modes, nproc=2, args=None, timeout=120, env=None):
 
 @pytest.fixture(scope='module')
 def launched(tmp_path_factory):
-    "One launch on 2 ranks: every case of `ddp_job.CASES`, then `distrib_ctx` twice on one learner"
-    return launch(tmp_path_factory.mktemp('ddp'), ['schedules', 'contexts'])
+    "One launch on 2 ranks: every case of `ddp_job.CASES`, `distrib_ctx` twice on one learner, a model with BatchNorm"
+    return launch(tmp_path_factory.mktemp('ddp'), ['schedules', 'contexts', 'batchnorm'])
 
 @pytest.fixture(scope='module')
 def ranks(launched): return launched['schedules']
@@ -116,6 +116,13 @@ def test_distrib_ctx_twice_on_2_ranks(launched):
         assert [f['model'] for f in ctx['fits']] == ['DistributedDataParallel', 'DistributedDataParallel', 'Sequential']
         assert [f['batches'] for f in ctx['fits']] == [[3], [3], [7]]
         assert 'DistributedTrainer' not in ctx['cbs']
+
+def test_batchnorm_on_cpu(launched):
+    "fastai's default `sync_bn=True` makes DDP refuse the model on the CPU: it is ignored there, with a warning"
+    a,b = launched['batchnorm']
+    for r in (a, b): assert any('sync_bn=True is ignored on the CPU' in w for w in r['warnings'])
+    assert any('running_mean' in k for k in a['state'])
+    for k,v in a['state'].items(): assert torch.equal(v, b['state'][k]), k
 
 def test_import_without_accelerate():
     "Accelerate is only needed for DDP: without it `import onecycle_ext` works and leaves fastai's DDP alone"
