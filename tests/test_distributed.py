@@ -19,7 +19,7 @@ def free_port():
 def launch(out, modes, nproc=2, args=None, timeout=120, env=None):
     "Run `ddp_job.py` in `nproc` processes with torchrun, killing the whole job after `timeout` s; each mode's ranks' results"
     env = {**os.environ, 'MPLBACKEND': 'Agg', 'OMP_NUM_THREADS': '1', **(env or {})}
-    # The CPU test uses the CPU where there is a GPU too; without one, `distrib_ctx` chooses the CPU by itself.
+    # 2 ranks share no GPU: the CPU, also where there is one; without one, `distrib_ctx` chooses the CPU by itself.
     if torch.cuda.is_available(): env.setdefault('ACCELERATE_USE_CPU', '1')
     cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', str(nproc), '--master_addr', '127.0.0.1',
            '--master_port', str(free_port()), str(JOB), str(out), ','.join(modes), json.dumps(args or {})]
@@ -98,15 +98,22 @@ def test_plot_sched_on_rank_0(ranks):
     for name in CASES:
         assert ranks[0][name]['plot'] == ranks[0][name]['fits'][-1]['hps'], name
 
-def test_world_size_1(tmp_path):
-    "`torchrun --nproc_per_node 1`: the same as one process without DDP, and `distrib_ctx` can be entered again"
-    res = launch(tmp_path, ['schedules', 'contexts'], nproc=1, args={'schedules': {'cases': ['fit_one_cycle']}})
+@pytest.mark.parametrize('device', ['cpu', pytest.param('cuda', marks=pytest.mark.skipif(not torch.cuda.is_available(), reason='no GPU'))])
+def test_world_size_1(tmp_path, device):
+    "`torchrun --nproc_per_node 1`: one process without DDP's numbers, and `distrib_ctx` can be entered again"
+    res = launch(tmp_path, ['schedules', 'contexts'], nproc=1, args={'schedules': {'cases': ['fit_one_cycle']}},
+                 env={'ACCELERATE_USE_CPU': '1' if device == 'cpu' else '0'})
     (one,),(ctx,) = res['schedules'],res['contexts']
+    assert one['_env']['backend'] == ('gloo' if device == 'cpu' else 'nccl')
     ref = ddp_job.learner()
     fits = ddp_job.run_case('fit_one_cycle', ref, distributed=False)
     assert one['fit_one_cycle']['fits'][0]['batches'] == fits[0]['batches'] == [7, 7, 7]
     assert one['fit_one_cycle']['fits'][0]['hps'] == fits[0]['hps']
-    for k,w in ref.model.state_dict().items(): torch.testing.assert_close(one['fit_one_cycle']['weights'][k], w, rtol=0, atol=0)
+    weights = one['fit_one_cycle']['weights']
+    assert all(w.device.type == device for w in weights.values())
+    # On the CPU the same batches and dropout as the single process: the same weights, to the bit.
+    if device == 'cpu':
+        for k,w in ref.model.state_dict().items(): torch.testing.assert_close(weights[k], w, rtol=0, atol=0)
     # fastai keeps its DistributedTrainer after a context of one process: the second one would wrap the model twice.
     assert [f['model'] for f in ctx['fits']] == ['DistributedDataParallel', 'DistributedDataParallel', 'Sequential']
     assert 'DistributedTrainer' not in ctx['cbs']
