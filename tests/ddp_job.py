@@ -127,5 +127,8 @@ def main(out, modes, args):
         res = MODES[mode](**args.get(mode, {}))
         res['_env'] = {'rank': rank_distrib(), 'world_size': int(os.environ['WORLD_SIZE']), 'backend': torch.distributed.get_backend()}
         torch.save(res, Path(out)/f'{mode}-rank{rank_distrib()}.pt')
+    # Accelerate leaves the process group up; a rank exiting while a peer still holds it can abort (SIGABRT) at exit.
+    torch.distributed.barrier()
+    torch.distributed.destroy_process_group()
 
 if __name__ == '__main__': main(sys.argv[1], sys.argv[2], json.loads(sys.argv[3]) if len(sys.argv) > 3 else {})
