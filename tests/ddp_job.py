@@ -20,7 +20,7 @@ from fastai.learner import Learner
 from fastai.optimizer import Adam
 from fastai.torch_core import set_seed, rank_distrib
 from fastai.distributed import DistributedDL
-FASTAI_LEN = DistributedDL.__len__  # fastai's, before `onecycle_ext` patches it
+FASTAI_LEN = DistributedDL.__len__  # fastai's in the launched job, which imports this before `onecycle_ext` (not so under pytest)
 from conftest import fastai_methods  # captures fastai's fit methods, then imports onecycle_ext
 from onecycle_ext import OneCycleScheduler, PartialOneCycleScheduler
 
