@@ -7,3 +7,6 @@ from .fit import *
 from .resume import *
 from .lr_finder import *
 from .plots import *
+try: import accelerate  # fastai's DDP (`distrib_ctx`) needs Accelerate; without it there is nothing to adapt
+except ImportError: pass
+else: from .distributed import *
