@@ -37,8 +37,7 @@ def fit(self:Learner, n_epoch, lr=None, wd=None, cbs=None, reset_opt=False, star
     cbs = L(cbs)
     identity,ck = run_identity(self, n_epoch, lr, wd, cbs),None
     if resume:
-        ck = find_checkpoint(self, resume, next((cb.fname for cb in cbs + self.cbs if isinstance(cb, Checkpoint)), 'checkpoint'))
-        if ck is not None: check_identity(ck['run'], identity)
+        ck = checkpoint_for_fit(self, resume, next((cb.fname for cb in cbs + self.cbs if isinstance(cb, Checkpoint)), 'checkpoint'), identity)
     with self.added_cbs(cbs + ([Resumer(ck)] if ck is not None and not ck['finished'] else [])):
         for cb in self.cbs:
             check = getattr(type(cb), 'check_fit', None)
@@ -108,10 +107,12 @@ def fit_sgdr(self:Learner, n_cycles, cycle_len, lr_max=None, cycle_mult=2, cbs=N
 def _of_this_fit(learn, resume, n_epoch, sched, cbs, wd):
     "Whether the checkpoint `resume` finds was saved by a fit of `n_epoch` epochs with `sched`"
     fname = next((cb.fname for cb in L(cbs) + learn.cbs if isinstance(cb, Checkpoint)), 'checkpoint')
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')  # the fit that resumes says what it finds
-        ck = find_checkpoint(learn, resume, fname)
-    return ck is not None and ck['run'] == run_identity(learn, n_epoch, None, wd, L(sched) + L(cbs))
+    def saved_by_it():
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')  # the fit that resumes says what it finds
+            ck = find_checkpoint(learn, resume, fname)
+        return ck is not None and ck['run'] == run_identity(learn, n_epoch, None, wd, L(sched) + L(cbs))
+    return on_rank0(learn, saved_by_it)
 
 @patch
 def fine_tune(self:Learner, epochs, base_lr=2e-3, freeze_epochs=1, lr_mult=100, pct_start=0.3, div=5.0, resume=None, **kwargs):

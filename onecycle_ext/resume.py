@@ -16,9 +16,10 @@ from fastai.callback.progress import CSVLogger
 from .scheduler import *
 
 # %% auto #0
-__all__ = ['CorruptCheckpoint', 'UnreadableCheckpoint', 'write_checkpoint', 'read_checkpoint', 'run_identity',
-           'epoch_start_state', 'capture', 'checkpoints', 'Checkpoint', 'find_checkpoint', 'check_identity', 'restore',
-           'restore_finished', 'Resumer', 'begin_epoch', 'end_fit']
+__all__ = ['CorruptCheckpoint', 'UnreadableCheckpoint', 'write_checkpoint', 'read_checkpoint', 'on_rank0', 'run_identity',
+           'epoch_start_state', 'capture', 'shared_and_ranks', 'for_rank', 'checkpoints', 'Checkpoint',
+           'find_checkpoint', 'checkpoint_for_fit', 'check_identity', 'restore', 'restore_finished', 'Resumer',
+           'begin_epoch', 'end_fit']
 
 # %% ../nbs/05_resume.ipynb #9b4b1527
 _MAGIC = b'onecycle_ext checkpoint v1 sha256='
@@ -77,6 +78,34 @@ def _set_rng_state(s):
 
 def _device(learn): return next(learn.model.parameters()).device
 
+def _unwrapped(model):
+    "The model a `DistributedDataParallel` wraps (fastai's DDP wraps it for the length of a fit), or `model`"
+    return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
+
+def _rng_of(dl):
+    "A loader's random generator; fastai's `DistributedDL` has none: it shuffles with the one of the loader it wraps"
+    return dl.rng if 'rng' in vars(dl) else _rng_of(dl.dl)
+
+def _distributed(learn):
+    "Whether `learn` trains under fastai's `distrib_ctx` (its `DistributedTrainer`, named: `accelerate` is optional)"
+    return (torch.distributed.is_available() and torch.distributed.is_initialized()
+            and any(type(cb).__name__ == 'DistributedTrainer' for cb in learn.cbs))
+
+def _rank(learn): return torch.distributed.get_rank() if _distributed(learn) else 0
+def _world_size(learn): return torch.distributed.get_world_size() if _distributed(learn) else 1
+
+def on_rank0(learn, f):
+    "`f()` run by rank 0 alone, its result (or its exception) sent to every rank: one reader of the checkpoint folder"
+    if not _distributed(learn): return f()
+    box = [None]
+    if _rank(learn) == 0:
+        try: box = [(True, f())]
+        except Exception as e: box = [(False, e)]
+    torch.distributed.broadcast_object_list(box, src=0)
+    ok,res = box[0]
+    if not ok: raise res
+    return res
+
 def _load_opt_state(opt, sd):
     if isinstance(sd['state'], list):  # fastai's Optimizer: hyper-parameter dicts updated in place, as schedulers write into them
         for h,s in zip(opt.hypers, sd['hypers']): h.clear(); h.update(s)
@@ -94,10 +123,10 @@ def _stable(o):
 def run_identity(learn, n_epoch, lr, wd, cbs):
     "What must match between a checkpoint and the fit that resumes it"
     scheds = [cb for cb in list(cbs) + list(learn.cbs) if isinstance(cb, ParamScheduler)]
-    return {'checkpoint format': 4, 'n_epoch': n_epoch, 'batches per epoch': len(learn.dls.train),
+    return {'checkpoint format': 5, 'processes': _world_size(learn), 'n_epoch': n_epoch, 'batches per epoch': len(learn.dls.train),
             'lr': _stable(learn.lr if lr is None else lr), 'wd': _stable(learn.wd if wd is None else wd),
             'optimizer': _stable(learn.opt_func),
-            'model': repr([(k, tuple(v.shape)) for k,v in learn.model.state_dict().items()]),
+            'model': repr([(k, tuple(v.shape)) for k,v in _unwrapped(learn.model).state_dict().items()]),
             'schedule': repr([(type(cb).__name__, cb.settings()) for cb in scheds])}
 
 class _Tensors:
@@ -140,7 +169,7 @@ def _logs(learn):
 
 def epoch_start_state(learn):
     "The random states an epoch starts with, before its callbacks run: a checkpoint taken during the epoch saves them"
-    return {'train_rng': learn.dls.train.rng.getstate(), 'rng': _rng_state()}
+    return {'train_rng': _rng_of(learn.dls.train).getstate(), 'rng': _rng_state()}
 
 def capture(learn, epoch, it, finished=False, tensors=None, grads=False):
     """The checkpoint of `learn` at batch `it` of `epoch` (the next batch to train). `tensors`: the caller's `_Tensors`,
@@ -148,7 +177,7 @@ def capture(learn, epoch, it, finished=False, tensors=None, grads=False):
     rec,t = learn.recorder,tensors or _Tensors()
     return {'finished': finished, 'epoch': epoch, 'iter': it, 'train_iter': learn.train_iter,
             'pct_train': float(learn.pct_train), 'run': learn.run_identity, 'device': _device(learn).type,
-            'model': learn.model.state_dict(), 'opt': learn.opt.state_dict(),
+            'model': _unwrapped(learn.model).state_dict(), 'opt': learn.opt.state_dict(),
             # Per-batch histories go in as tensors: one block each to save, converted a little at each save.
             'recorder': {'lrs': t('lrs', rec.lrs), 'iters': t('iters', rec.iters, torch.int64), 'losses': t('losses', rec.losses),
                          'values': [[float(v) for v in row] for row in rec.values],
@@ -160,8 +189,24 @@ def capture(learn, epoch, it, finished=False, tensors=None, grads=False):
             'grads': [p.grad for p in learn.model.parameters()] if grads else None,
             # At an epoch's end (`it` 0) the next epoch starts from the states of now.
             'rng': _rng_state(), 'epoch_start': epoch_start_state(learn) if it == 0 else learn.epoch_start,
-            'loader_rngs': [dl.rng.getstate() for dl in learn.dls.loaders],
+            'loader_rngs': [_rng_of(dl).getstate() for dl in learn.dls.loaders],
             'scaler': learn.scaler.state_dict() if getattr(learn, 'scaler', None) is not None else None}
+
+# What all ranks share, saved once (by rank 0); every other part of a checkpoint is each rank's own.
+_SHARED = ('finished', 'epoch', 'iter', 'train_iter', 'pct_train', 'run', 'device', 'model', 'opt', 'scaler')
+
+def shared_and_ranks(learn, state):
+    "`state`, this rank's `capture`, as one checkpoint: the shared part, and every rank's own part gathered by rank 0"
+    own = {k: v for k,v in state.items() if k not in _SHARED}
+    ranks = [own]
+    if _distributed(learn):
+        ranks = [None] * _world_size(learn) if _rank(learn) == 0 else None
+        torch.distributed.gather_object(own, ranks, dst=0)
+    return {**{k: state[k] for k in _SHARED}, 'ranks': ranks}
+
+def for_rank(ck, rank):
+    "The state rank `rank` resumes from: the shared part and its own"
+    return {**{k: v for k,v in ck.items() if k != 'ranks'}, **ck['ranks'][rank]}
 
 # %% ../nbs/05_resume.ipynb #34dc225a
 def checkpoints(folder, fname='checkpoint'):
@@ -201,25 +246,29 @@ class Checkpoint(Callback):
         if not torch.stack([torch.isfinite(p).all() for p in learn.model.parameters()]).all():
             return warnings.warn(f"Checkpoint: the weights are not finite (NaN or inf) at epoch {epoch}, batch {it}: not saved, "
                                  "the last checkpoints with finite weights are kept")
-        folder = Path(learn.path)/learn.model_dir
+        ck = shared_and_ranks(learn, capture(learn, epoch, it, finished, self.tensors, self.grads_pending))
+        if _rank(learn) == 0: self.write(ck)
+        if _distributed(learn): torch.distributed.barrier()  # the other ranks go on once the checkpoint is on disk
+
+    def write(self, ck):
+        folder = Path(self.learn.path)/self.learn.model_dir
         folder.mkdir(parents=True, exist_ok=True)
         # Numbered in the order saved, across fits (fine_tune runs two), so the highest number is the newest.
         saved = checkpoints(folder, self.fname)
         number = int(saved[0].name[len(self.fname)+1:-len('.ckpt')]) + 1 if saved else 1
         # Only a checkpoint written and verified here makes room, by deleting the oldest beyond `keep`.
-        write_checkpoint(capture(learn, epoch, it, finished, self.tensors, self.grads_pending), folder/f"{self.fname}-{number:09d}.ckpt")
+        write_checkpoint(ck, folder/f"{self.fname}-{number:09d}.ckpt")
         for old in checkpoints(folder, self.fname)[self.keep:]: old.unlink()
 
 # %% ../nbs/05_resume.ipynb #f2d08124
 def find_checkpoint(learn, resume, fname='checkpoint'):
     """The checkpoint to resume from: `resume` is True (the newest valid one) or a path; None when the folder has none.
     A corrupt newest file falls back to the previous one; files that exist but none can be read stop the fit"""
-    device = _device(learn)
-    if resume is not True: return read_checkpoint(resume, map_location=device)
+    if resume is not True: return read_checkpoint(resume)
     folder = Path(learn.path)/learn.model_dir
     found,why = checkpoints(folder, fname),[]
     for path in found:
-        try: return read_checkpoint(path, map_location=device)
+        try: return read_checkpoint(path)
         except CorruptCheckpoint as e: why.append(str(e))
         except Exception as e: raise UnreadableCheckpoint(f"resume=True: {path} cannot be read ({type(e).__name__}: {e}); "
                                                           "fix or move it away, or pass resume=<path> of another checkpoint") from e
@@ -228,6 +277,23 @@ def find_checkpoint(learn, resume, fname='checkpoint'):
                                          "deleted; move them away to start fresh")
     warnings.warn(f"resume=True: no checkpoint '{fname}-*.ckpt' in {folder}; starting fresh")
 
+def checkpoint_for_fit(learn, resume, fname, identity):
+    """The checkpoint this fit resumes from, as this rank's state, or None: read by rank 0 (only its node needs the
+    folder) and checked against the fit's `identity`; every rank gets its part, or the same error"""
+    def read():
+        ck = find_checkpoint(learn, resume, fname)
+        if ck is not None: check_identity(ck['run'], identity)
+        return ck
+    ck = on_rank0(learn, read)
+    return None if ck is None else _to(for_rank(ck, _rank(learn)), _device(learn))
+
+def _to(x, device):
+    "`x` with its tensors on `device`"
+    if isinstance(x, torch.Tensor): return x.to(device)
+    if isinstance(x, dict): return {k: _to(v, device) for k,v in x.items()}
+    if isinstance(x, (list, tuple)): return type(x)(_to(v, device) for v in x)
+    return x
+
 def check_identity(saved, current):
     "Refuse a checkpoint from another run, naming what differs"
     diffs = [f"{k}: checkpoint {str(saved.get(k))[:200]}, this fit {str(v)[:200]}" for k,v in current.items() if saved.get(k) != v]
@@ -235,7 +301,7 @@ def check_identity(saved, current):
 
 def restore(learn, ck):
     "Put the checkpoint's weights, optimizer and recorder into `learn`"
-    learn.model.load_state_dict(ck['model'])
+    _unwrapped(learn.model).load_state_dict(ck['model'])
     _load_opt_state(learn.opt, ck['opt'])
     rec,r = learn.recorder,ck['recorder']
     rec.lrs,rec.iters,rec.losses = r['lrs'].tolist(),r['iters'].tolist(),r['losses'].tolist()
@@ -249,7 +315,7 @@ def restore_finished(learn, ck):
     "Put a finished run's final state into `learn`, random streams included, so what the script does next is the same too"
     restore(learn, ck)
     _set_rng_state(ck['rng'])
-    for dl,state in zip(learn.dls.loaders, ck['loader_rngs']): dl.rng.setstate(state)
+    for dl,state in zip(learn.dls.loaders, ck['loader_rngs']): _rng_of(dl).setstate(state)
 
 class Resumer(Callback):
     "Restores a checkpoint at the start of the fit; the data order and random states follow in `Learner.all_batches`"
@@ -276,8 +342,8 @@ def begin_epoch(learn):
     epoch started with (its shuffle, the seeds of the loader's workers, what callbacks draw); then they are kept"""
     ck = getattr(learn, 'resume_state', None)
     if ck is not None:
-        for dl,state in zip(learn.dls.loaders, ck['loader_rngs']): dl.rng.setstate(state)
-        learn.dls.train.rng.setstate(ck['epoch_start']['train_rng'])
+        for dl,state in zip(learn.dls.loaders, ck['loader_rngs']): _rng_of(dl).setstate(state)
+        _rng_of(learn.dls.train).setstate(ck['epoch_start']['train_rng'])
         _set_rng_state(ck['epoch_start']['rng'])
     learn.epoch_start = epoch_start_state(learn)
 
