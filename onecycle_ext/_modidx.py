@@ -229,6 +229,7 @@ d = { 'settings': { 'branch': 'main',
                                         'onecycle_ext.scheduler._opt_name': ('scheduler.html#_opt_name', 'onecycle_ext/scheduler.py'),
                                         'onecycle_ext.scheduler._shared_or_per_group': ( 'scheduler.html#_shared_or_per_group',
                                                                                          'onecycle_ext/scheduler.py'),
+                                        'onecycle_ext.scheduler._values': ('scheduler.html#_values', 'onecycle_ext/scheduler.py'),
                                         'onecycle_ext.scheduler._values_at': ('scheduler.html#_values_at', 'onecycle_ext/scheduler.py'),
                                         'onecycle_ext.scheduler.group_values': ('scheduler.html#group_values', 'onecycle_ext/scheduler.py'),
                                         'onecycle_ext.scheduler.lr_schedule': ('scheduler.html#lr_schedule', 'onecycle_ext/scheduler.py')}}}

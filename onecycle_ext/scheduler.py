@@ -22,10 +22,16 @@ def _number(v):
     if isinstance(v, (torch.Tensor, np.ndarray)) and v.ndim == 0: return v.item()
     return v.item() if isinstance(v, np.generic) else v
 
-def _n_values(v):
-    "How many values `v` gives: 1 for a number (0-d tensors and arrays too) or a `slice`, else its length"
+def _values(v):
+    "`v`'s values as a list: one for a number (0-d tensors and arrays too), each of a sequence, tensor or array"
     v = _number(v)
-    return 1 if isinstance(v, slice) or np.ndim(v) == 0 else len(v)
+    if isinstance(v, torch.Tensor): return v.detach().cpu().reshape(-1).tolist()
+    if isinstance(v, np.ndarray): return v.ravel().tolist()
+    return [v] if isinstance(v, (str, bytes)) or not hasattr(v, '__len__') else list(v)
+
+def _n_values(v):
+    "How many values `v` gives: 1 for a number or a `slice`, else its length"
+    return 1 if isinstance(v, slice) else len(_values(v))
 
 def _check_number(name, v, low=0., high=math.inf, low_open=True):
     "A `ValueError` naming `name` unless `v` is a finite real number in the allowed range."
@@ -46,9 +52,7 @@ def group_values(name, v, n_groups, low=0., high=math.inf, low_open=True):
             step = (hi/lo) ** (1/(n_groups-1))
             return [lo * step**i for i in range(n_groups)]
         return [hi/10]*(n_groups-1) + [hi]
-    x = _number(v)
-    if isinstance(x, torch.Tensor): vals = x.detach().cpu().reshape(-1).tolist()
-    else: vals = [x] if np.ndim(x) == 0 else list(np.asarray(x, dtype=object).ravel())
+    vals = _values(v)
     if len(vals) == 1: vals = vals*n_groups
     if len(vals) != n_groups:
         raise ValueError(f"{name}={v!r} has {len(vals)} values but the optimizer has {n_groups} parameter groups")
