@@ -209,3 +209,14 @@ def test_fastai_param_scheduler_under_our_fit():
     with fastai_methods(): theirs.fit(2, cbs=FastaiParamScheduler(scheds))
     assert ours.recorder.hps == theirs.recorder.hps and len(ours.recorder.hps['lr']) == 20
     for a,b in zip(ours.model.parameters(), theirs.model.parameters()): assert torch.equal(a, b)
+
+# --- Signatures: every argument of fastai's fit methods, in fastai's order, with fastai's defaults
+
+@pytest.mark.parametrize('name', ['fit', 'fit_one_cycle', 'fit_flat_cos', 'fit_sgdr', 'fine_tune'])
+def test_fastai_signature_kept(name):
+    import inspect
+    from conftest import FASTAI, OURS
+    theirs,ours = inspect.signature(FASTAI[name]).parameters,inspect.signature(OURS[name]).parameters
+    # fastai's fine_tune lists fit_one_cycle's arguments (`delegates`) but takes them as **kwargs, as ours does
+    theirs = [p for p in theirs.values() if p.kind != p.KEYWORD_ONLY]
+    assert [(p.name, p.default) for p in theirs] == [(p.name, p.default) for p in list(ours.values())[:len(theirs)]]
