@@ -101,7 +101,8 @@ def fit_flat_cos(self:Learner, n_epoch, lr=None, div_final=1e5, pct_start=0.75, 
 def fit_sgdr(self:Learner, n_cycles, cycle_len, lr_max=None, cycle_mult=2, cbs=None, reset_opt=False, wd=None,
              start_epoch=0, cycle_decay=1., resume=None):
     "Fit `self.model` for `n_cycles` of `cycle_len` using SGDR"
-    n_cycles,cycle_len,cycle_mult = _check_int('n_cycles', n_cycles),_check_int('cycle_len', cycle_len),_check_int('cycle_mult', cycle_mult)
+    n_cycles,cycle_len = _check_int('n_cycles', n_cycles),_check_int('cycle_len', cycle_len)
+    cycle_mult = _check_int('cycle_mult', cycle_mult)
     _check_number('cycle_decay', cycle_decay)
     lens = [cycle_len * cycle_mult**i for i in range(n_cycles)]
     n_epoch = sum(lens)
