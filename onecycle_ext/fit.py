@@ -4,11 +4,12 @@
 
 # %% ../nbs/02_fit.ipynb #972ecc66
 from __future__ import annotations
-import warnings
+import operator, warnings
 from fractions import Fraction
 from fastcore.basics import patch
 from fastcore.foundation import L
 from fastai.learner import Learner
+from fastai.optimizer import OptimWrapper
 from fastai.callback.core import CancelFitException, CancelEpochException
 from .annealing import *
 from .scheduler import *
@@ -19,29 +20,40 @@ from .resume import *
 __all__ = []
 
 # %% ../nbs/02_fit.ipynb #195fb221
+def _check_int(name, v, low=1):
+    "`v` as an `int` (numpy and 0-d tensor integers too, as `range` takes them), or a `ValueError` naming `name`"
+    try: i = None if isinstance(v, bool) else operator.index(v)
+    except TypeError: i = None
+    if i is None or i < low: raise ValueError(f"{name}={v!r} is not allowed: give an integer >= {low}")
+    return i
+
 def _check_epochs(n_epoch, start_epoch):
-    if not (isinstance(n_epoch, int) and n_epoch >= 1):
-        raise ValueError(f"n_epoch={n_epoch!r} is not allowed: give an integer >= 1")
-    if not (isinstance(start_epoch, int) and 0 <= start_epoch < n_epoch):
-        raise ValueError(f"start_epoch={start_epoch!r} is not allowed: give an integer in [0, n_epoch={n_epoch})")
+    "As fastai: `n_epoch=0`, or a `start_epoch` at or past `n_epoch`, is a fit with nothing to run"
+    return _check_int('n_epoch', n_epoch, low=0),_check_int('start_epoch', start_epoch, low=0)
 
 def _n_groups(learn, reset_opt=False):
     "Parameter groups the fit's optimizer has (or will have)"
     return len(learn.opt.param_lists) if learn.opt is not None and not reset_opt else len(learn.splitter(learn.model))
 
+def _fit_opt(learn, reset_opt=False):
+    "The fit's optimizer: `learn.opt`, or one made as `Learner.create_opt` will make it, to look at and throw away"
+    if learn.opt is not None and not reset_opt: return learn.opt
+    if isinstance(learn.opt_func, OptimWrapper): return learn.opt_func
+    return learn.opt_func(learn.splitter(learn.model), lr=learn.lr)
+
 @patch
 def fit(self:Learner, n_epoch, lr=None, wd=None, cbs=None, reset_opt=False, start_epoch=0, resume=None):
     "Fit `self.model` for epochs `start_epoch..n_epoch-1`, checking every argument first; `resume` continues a checkpoint"
-    _check_epochs(n_epoch, start_epoch)
+    n_epoch,start_epoch = _check_epochs(n_epoch, start_epoch)
     group_values('lr', self.lr if lr is None else lr, _n_groups(self, reset_opt))
     cbs = L(cbs)
     identity,ck = run_identity(self, n_epoch, lr, wd, cbs),None
     if resume:
         ck = checkpoint_for_fit(self, resume, next((cb.fname for cb in cbs + self.cbs if isinstance(cb, Checkpoint)), 'checkpoint'), identity)
     with self.added_cbs(cbs + ([Resumer(ck)] if ck is not None and not ck['finished'] else [])):
-        for cb in self.cbs:
-            check = getattr(type(cb), 'check_fit', None)
-            if check is not None: check(cb, self, n_epoch, _n_groups(self, reset_opt))
+        checks = [(cb, check) for cb in self.cbs if (check := getattr(type(cb), 'check_fit', None)) is not None]
+        if checks: opt = _fit_opt(self, reset_opt)
+        for cb,check in checks: check(cb, self, n_epoch, opt)
         if reset_opt or not self.opt: self.create_opt()
         if ck is not None and ck['finished']: return restore_finished(self, ck)
         if wd is None: wd = self.wd
@@ -86,15 +98,12 @@ def fit_flat_cos(self:Learner, n_epoch, lr=None, div_final=1e5, pct_start=0.75, 
     self.fit(n_epoch, cbs=L(sched)+L(cbs), reset_opt=reset_opt, wd=wd, start_epoch=start_epoch, resume=resume)
 
 # %% ../nbs/02_fit.ipynb #b2632ad0
-def _check_count(name, v, low=1):
-    if not (isinstance(v, int) and v >= low):
-        raise ValueError(f"{name}={v!r} is not allowed: give an integer >= {low}")
-
 @patch
 def fit_sgdr(self:Learner, n_cycles, cycle_len, lr_max=None, cycle_mult=2, cbs=None, reset_opt=False, wd=None,
              start_epoch=0, cycle_decay=1., resume=None):
     "Fit `self.model` for `n_cycles` of `cycle_len` using SGDR"
-    _check_count('n_cycles', n_cycles); _check_count('cycle_len', cycle_len); _check_count('cycle_mult', cycle_mult)
+    n_cycles,cycle_len = _check_int('n_cycles', n_cycles),_check_int('cycle_len', cycle_len)
+    cycle_mult = _check_int('cycle_mult', cycle_mult)
     _check_number('cycle_decay', cycle_decay)
     lens = [cycle_len * cycle_mult**i for i in range(n_cycles)]
     n_epoch = sum(lens)
@@ -117,7 +126,7 @@ def _of_this_fit(learn, resume, n_epoch, sched, cbs, wd):
 @patch
 def fine_tune(self:Learner, epochs, base_lr=2e-3, freeze_epochs=1, lr_mult=100, pct_start=0.3, div=5.0, resume=None, **kwargs):
     "Fine tune with `Learner.freeze` for `freeze_epochs`, then with `Learner.unfreeze` for `epochs`, using discriminative LR"
-    _check_count('epochs', epochs); _check_count('freeze_epochs', freeze_epochs, low=0)
+    epochs,freeze_epochs = _check_int('epochs', epochs, low=0),_check_int('freeze_epochs', freeze_epochs, low=0)
     _check_number('base_lr', base_lr); _check_number('lr_mult', lr_mult)
     # Check both fits' settings before freezing, so a bad one leaves the model as it was.
     sched_kw = {k:v for k,v in kwargs.items() if k in ('div_final', 'moms', 'three_phase', 'anneal')}

@@ -4,11 +4,12 @@
 
 # %% ../nbs/01_scheduler.ipynb #30b8e400
 from __future__ import annotations
-import math, re
+import math, re, warnings
 from numbers import Real
 import numpy as np
+import torch
 from fastai.callback.core import Callback
-from fastai.optimizer import Optimizer
+from fastai.optimizer import Optimizer, OptimWrapper
 import fastai.callback.schedule  # fastai's own patches first, so ours (fit, plots) replace them
 from .annealing import *
 
@@ -16,29 +17,46 @@ from .annealing import *
 __all__ = ['group_values', 'ParamScheduler', 'lr_schedule', 'OneCycleScheduler', 'PartialOneCycleScheduler']
 
 # %% ../nbs/01_scheduler.ipynb #427bcbb4
+def _number(v):
+    "A 0-d tensor or array, or a numpy scalar, as the Python number torch's schedulers take it for; anything else as it is"
+    if isinstance(v, (torch.Tensor, np.ndarray)) and v.ndim == 0: return v.item()
+    return v.item() if isinstance(v, np.generic) else v
+
+def _values(v):
+    "`v`'s values as a list: one for a number (0-d tensors and arrays too), each of a sequence, tensor or array"
+    v = _number(v)
+    if isinstance(v, torch.Tensor): return v.detach().cpu().reshape(-1).tolist()
+    if isinstance(v, np.ndarray): return v.ravel().tolist()
+    return [v] if isinstance(v, (str, bytes)) or not hasattr(v, '__len__') else list(v)
+
+def _n_values(v):
+    "How many values `v` gives: 1 for a number or a `slice`, else its length"
+    return 1 if isinstance(v, slice) else len(_values(v))
+
 def _check_number(name, v, low=0., high=math.inf, low_open=True):
     "A `ValueError` naming `name` unless `v` is a finite real number in the allowed range."
-    ok = isinstance(v, Real) and math.isfinite(v) and (v > low if low_open else v >= low) and v <= high
+    x = _number(v)
+    ok = isinstance(x, Real) and math.isfinite(x) and (x > low if low_open else x >= low) and x <= high
     if not ok:
         allowed = f"{'>' if low_open else '>='} {low}" + ("" if high == math.inf else f" and <= {high}")
         raise ValueError(f"{name}={v!r} is not allowed: give a finite number {allowed}")
-    return float(v)
+    return float(x)
 
 def group_values(name, v, n_groups, low=0., high=math.inf, low_open=True):
-    "Resolve `v` (number, sequence or `slice`) to `n_groups` checked floats, as fastai's `set_hyper` does."
+    "Resolve `v` (number, sequence, tensor or `slice`) to `n_groups` checked floats, as fastai's `set_hyper` does."
     if isinstance(v, slice):
         hi = _check_number(f"{name}.stop", v.stop, low, high, low_open)
-        if v.start:
+        if v.start is not None and _number(v.start):
             lo = _check_number(f"{name}.start", v.start, low, high, low_open)
             if n_groups == 1: return [hi]
             step = (hi/lo) ** (1/(n_groups-1))
             return [lo * step**i for i in range(n_groups)]
         return [hi/10]*(n_groups-1) + [hi]
-    vals = [v] if np.ndim(v) == 0 else list(np.asarray(v).ravel())
+    vals = _values(v)
     if len(vals) == 1: vals = vals*n_groups
     if len(vals) != n_groups:
         raise ValueError(f"{name}={v!r} has {len(vals)} values but the optimizer has {n_groups} parameter groups")
-    return [_check_number(name, float(o) if isinstance(o, np.number) else o, low, high, low_open) for o in vals]
+    return [_check_number(name, o, low, high, low_open) for o in vals]
 
 # %% ../nbs/01_scheduler.ipynb #5b1900f4
 def _check_window(start_epoch, tot_epochs):
@@ -74,10 +92,15 @@ class ParamScheduler(Callback):
             raise ValueError(f"tot_epochs={tot}: this fit of {n_epoch} epochs from start_epoch={self.start_epoch} would run past it")
         return tot
 
-    def _plan(self, n_groups, n_steps, lr=None, moms=None):
-        "One `(name, schedule or per-group list)` per hyper-parameter, each checked to give `n_groups` values"
+    def _plan(self, n_groups, n_steps, lr=None, moms=None, opt=None):
+        """One `(name, schedule or per-group list)` per hyper-parameter, each checked to give `n_groups` values and, given
+        the fit's `opt`, to be one it takes. An optimizer without momentum gets `moms=None`: a default momentum is not cycled."""
+        names = None if opt is None else list(opt.hypers[0])
         plan = []
-        for name,f in self.make_scheds(n_groups, n_steps, lr, moms).items():
+        for name,f in self.make_scheds(n_groups, n_steps, lr, moms if names is None or 'mom' in names else None).items():
+            # fastai's `Optimizer` takes any name (its steps read what they need); `OptimWrapper` only its torch optimizer's.
+            if names is not None and name not in names and not isinstance(opt, Optimizer):
+                raise ValueError(_missing_hyper(name, opt, names))
             if isinstance(f, (list, tuple)):
                 if len(f) != n_groups:
                     raise ValueError(f"scheds[{name!r}] has {len(f)} schedules but the optimizer has {n_groups} parameter groups")
@@ -87,19 +110,21 @@ class ParamScheduler(Callback):
             plan.append((name, f))
         return plan
 
-    def check_fit(self, learn, n_epoch, n_groups):
-        "Called by `Learner.fit` before anything changes: refuse a fit this scheduler cannot run"
-        self._plan(n_groups, self.run_epochs(n_epoch) * len(learn.dls.train), learn.lr, learn.moms)
+    def check_fit(self, learn, n_epoch, opt):
+        "Called by `Learner.fit` before anything changes, with the fit's optimizer `opt`: refuse a fit this scheduler cannot run"
+        self._plan(len(opt.param_lists), self.run_epochs(n_epoch) * len(learn.dls.train), learn.lr, learn.moms, opt)
 
     def before_fit(self):
         learn,opt = self.learn,self.learn.opt
         self.n_groups = len(opt.param_lists)
         self.tot = self.run_epochs(learn.n_epoch)
-        self.plan = self._plan(self.n_groups, self.tot*len(learn.dls.train), learn.lr, learn.moms)
+        self.plan = self._plan(self.n_groups, self.tot*len(learn.dls.train), learn.lr, learn.moms, opt)
         self.names = [name for name,_ in self.plan]
-        self.epoch_rows,self.done,self.done_from = (None, []),[],learn.first_epoch
+        self.epoch_rows,self.done,self.done_from = (None, [], []),[],learn.first_epoch
         # fastai's own optimizer reads its hyper-parameters from plain dicts, written directly; others (OptimWrapper) map names.
         self.hypers = list(opt.hypers) if isinstance(opt, Optimizer) else None
+        # A subclass written for fastai's `ParamScheduler` may override `_update_val`: each batch then goes through it.
+        self.own_update = type(self)._update_val is ParamScheduler._update_val
 
     def positions(self, epoch, n_iter, tot):
         "Positions of the batches of the fit's `epoch` (of `n_iter` batches) in a run of `tot` epochs"
@@ -109,26 +134,43 @@ class ParamScheduler(Callback):
     def tabulate(self, epoch, n_iter):
         "Evaluate the schedules at the positions of `epoch`'s batches, once per epoch, so a batch only looks its values up"
         poss = self.positions(epoch, n_iter, self.tot)
+        self.epoch_rows = (epoch, poss, self._rows(poss))
+
+    def _rows(self, poss):
+        "A row per position: one dict of hyper-parameter values per parameter group, the optimizer's own layout"
         cols = [_values_at(f, poss, self.n_groups) for _,f in self.plan]  # hyper-parameter -> batch -> group
-        # A batch's row: one dict of hyper-parameter values per parameter group, the optimizer's own layout.
-        self.epoch_rows = (epoch, [[dict(zip(self.names, g)) for g in zip(*per_hp)] for per_hp in zip(*cols)])
+        return [[dict(zip(self.names, g)) for g in zip(*per_hp)] for per_hp in zip(*cols)]
 
     def before_batch(self):
-        l,hypers = self.learn,self.hypers
+        l = self.learn
         if self.epoch_rows[0] != l.epoch: self.tabulate(l.epoch, l.n_iter)
-        row = self.epoch_rows[1][l.iter]
-        if hypers is None:
-            for name in self.names: l.opt._set_hyper(name, [d[name] for d in row])
+        if self.own_update: return self._write(self.epoch_rows[2][l.iter])
+        n = len(self.done)
+        self._update_val(self.epoch_rows[1][l.iter])
+        # An `_update_val` that sets the optimizer itself, as fastai's subclasses do: what it set is recorded.
+        if len(self.done) == n: self.done.append([{k: h[k] for k in self.names} for h in l.opt.hypers])
+
+    def _update_val(self, pct):
+        "Set every hyper-parameter to its schedule's value at position `pct` (fastai's name, for subclasses)"
+        self._write(self._rows([pct])[0])
+
+    def _write(self, row):
+        "Write one batch's values into the optimizer and record them"
+        if self.hypers is None:
+            for name in self.names: self.learn.opt._set_hyper(name, [d[name] for d in row])
         else:
-            for h,d in zip(hypers, row): h.update(d)
+            for h,d in zip(self.hypers, row): h.update(d)
         self.done.append(row)
+
+    def after_batch(self):
+        "Nothing left to do: values are recorded as they are written; kept so that a subclass's `super().after_batch()` works"
 
     def replay(self, done_from, epoch, it):
         "Rebuild `done` of a fit that started at epoch `done_from` and has run up to batch `it` of `epoch` (resuming it)"
         n_iter,self.done_from,self.done = len(self.learn.dls.train),done_from,[]
         for e in range(done_from, epoch + 1):
             self.tabulate(e, n_iter)
-            self.done += self.epoch_rows[1][:it if e == epoch else n_iter]
+            self.done += self.epoch_rows[2][:it if e == epoch else n_iter]
 
     @property
     def group_hps(self):
@@ -151,6 +193,17 @@ class ParamScheduler(Callback):
         poss = sum((self.positions(e, n_iter, tot) for e in range(n_epoch)), [])
         return {name: [vals[-1] for vals in _values_at(f, poss, n_groups)] for name,f in plan}
 
+def _opt_name(opt):
+    "The optimizer as a user names it: the torch class an `OptimWrapper` wraps, or the steps of fastai's `Optimizer`"
+    if isinstance(opt, OptimWrapper): return f"OptimWrapper({type(opt.opt).__name__})"
+    return f"{type(opt).__name__}({', '.join(getattr(cb, '__name__', repr(cb)) for cb in getattr(opt, 'cbs', []))})"
+
+def _missing_hyper(name, opt, names):
+    msg = f"scheds[{name!r}] is not allowed: the optimizer {_opt_name(opt)} has no hyper-parameter {name!r} (it has {names})"
+    if name == 'mom': msg += ("; to leave momentum alone give moms=None (fit_one_cycle, OneCycleScheduler) "
+                              "or cycle_momentum=False (OneCycleScheduler.from_torch)")
+    return msg
+
 def _values_at(f, poss, n_groups):
     "At each position one float per group: from per-group schedules, one shared schedule, or one giving every group's"
     if type(f) is list: return [list(vals) for vals in zip(*[map(g, poss) for g in f])]
@@ -167,7 +220,7 @@ def _check_moms(moms):
     if isinstance(moms, (str, bytes)) or not hasattr(moms, '__len__') or len(moms) not in (2, 3):
         raise ValueError(f"moms={moms!r} is not allowed: give 3 momentums (start, middle, end), 2 (m0, m1 meaning m0, m1, m0), or None")
     moms = list(moms)
-    for m in moms: group_values('moms', m, np.size(m), low=0., high=1., low_open=False)
+    for m in moms: group_values('moms', m, _n_values(m), low=0., high=1., low_open=False)
     return moms if len(moms) == 3 else moms + moms[:1]
 
 def _shared_or_per_group(values, make):
@@ -183,9 +236,10 @@ def lr_schedule(lrs, make):
 class OneCycleScheduler(ParamScheduler):
     "The 1cycle policy: fastai's 2 phases, the paper's 3 (`three_phase`), `anneal` 'cos' or 'linear'"
     def __init__(self, lr_max=None, div=25., div_final=1e5, pct_start=0.25, moms=None, three_phase=False, anneal='cos'):
-        if lr_max is not None: group_values('lr_max', lr_max, np.size(lr_max) if not isinstance(lr_max, slice) else 1)
-        _check_number('div', div); _check_number('div_final', div_final)
-        _check_number('pct_start', pct_start, 0., 0.5 if three_phase else 1., low_open=False)
+        lr_max = _number(lr_max)
+        if lr_max is not None: group_values('lr_max', lr_max, _n_values(lr_max))
+        div,div_final = _check_number('div', div),_check_number('div_final', div_final)
+        pct_start = _check_number('pct_start', pct_start, 0., 0.5 if three_phase else 1., low_open=False)
         if anneal not in _ANNEALERS: raise ValueError(f"anneal={anneal!r} is not allowed: give one of {list(_ANNEALERS)}")
         super().__init__({})
         self.lr_max,self.div,self.div_final,self.pct_start = lr_max,div,div_final,pct_start
@@ -196,10 +250,12 @@ class OneCycleScheduler(ParamScheduler):
     def from_torch(cls, max_lr, pct_start=0.3, anneal_strategy='cos', cycle_momentum=True, base_momentum=0.85,
                    max_momentum=0.95, div_factor=25., final_div_factor=1e4, three_phase=False, **kwargs):
         "PyTorch's `OneCycleLR`: batch `i` of the run's `N` sees what `OneCycleLR(total_steps=N)` gives at step `i`"
-        _check_number('pct_start', pct_start, 0., 1., low_open=False)
-        _check_number('final_div_factor', final_div_factor)
-        sched = cls(max_lr, div=div_factor, div_final=div_factor*final_div_factor, pct_start=0.,
-                    moms=(max_momentum, base_momentum, max_momentum), anneal=anneal_strategy, **kwargs)
+        pct_start = _check_number('pct_start', pct_start, 0., 1., low_open=False)
+        div = _check_number('div_factor', div_factor)
+        # Momentum values are checked only when momentum is cycled, as PyTorch reads them only then.
+        moms = (max_momentum, base_momentum, max_momentum) if cycle_momentum else None
+        sched = cls(max_lr, div=div, div_final=div*_check_number('final_div_factor', final_div_factor), pct_start=0., moms=moms,
+                    anneal=anneal_strategy, **kwargs)
         # PyTorch allows any pct_start in [0, 1] with three_phase, so these are set after the fastai-mode checks.
         sched.pct_start,sched.three_phase,sched.cycle_moms,sched.torch_steps = pct_start,three_phase,cycle_momentum,True
         return sched
@@ -207,8 +263,9 @@ class OneCycleScheduler(ParamScheduler):
     def make_scheds(self, n_groups, n_steps, lr=None, moms=None):
         if self.lr_max is None and lr is None: raise ValueError("lr_max=None needs a Learner's lr: give lr_max to preview")
         lrs = group_values('lr_max' if self.lr_max is not None else 'learn.lr', lr if self.lr_max is None else self.lr_max, n_groups)
-        moms = self.mom_spec or _check_moms(moms)
-        moms = [group_values('moms', m, n_groups, low=0., high=1., low_open=False) for m in moms]
+        # `moms` is None for an optimizer without momentum (see `ParamScheduler._plan`): then only the lr is scheduled.
+        moms = (self.mom_spec or _check_moms(moms)) if self.cycle_moms else None
+        if moms is not None: moms = [group_values('moms', m, n_groups, low=0., high=1., low_open=False) for m in moms]
         pcts,ends = self._phases(n_steps)
         S,lo,hi = _ANNEALERS[self.anneal],lambda l: l/self.div,lambda l: l/self.div_final
         if self.three_phase:
@@ -219,8 +276,14 @@ class OneCycleScheduler(ParamScheduler):
             mom_f = lambda m0, m1, m2: [S(m0, m1), S(m1, m2)]
         combine = (lambda scheds: StepPhases(n_steps, ends, scheds)) if self.torch_steps else (lambda scheds: combine_scheds(pcts, scheds))
         scheds = {'lr': lr_schedule(lrs, lambda l: combine(lr_f(l)))}
-        if self.cycle_moms: scheds['mom'] = _shared_or_per_group(moms, lambda *m: combine(mom_f(*m)))
+        if moms is not None: scheds['mom'] = _shared_or_per_group(moms, lambda *m: combine(mom_f(*m)))
         return scheds
+
+    def before_fit(self):
+        super().before_fit()
+        if self.cycle_moms and 'mom' not in self.learn.opt.hypers[0]:
+            warnings.warn(f"{type(self).__name__}: the optimizer {_opt_name(self.learn.opt)} has no momentum: momentum is "
+                          "not cycled, only the learning rate is scheduled")
 
     def settings(self):
         return {k: repr(getattr(self, k)) for k in ('lr_max', 'div', 'div_final', 'pct_start', 'mom_spec', 'three_phase', 'anneal',

@@ -2,6 +2,7 @@
 weights, the optimizer (state and hyper-parameters), the recorder and the files untouched."""
 import copy, os
 import pytest
+import numpy as np
 import torch
 from conftest import synth
 from onecycle_ext import OneCycleScheduler, PartialOneCycleScheduler, ParamScheduler, SchedLin
@@ -43,9 +44,12 @@ BAD = [
     ('fit_one_cycle', (2,), dict(moms=(0.9, 0.8, 0.7, 0.6)), 'moms=(0.9, 0.8, 0.7, 0.6)'),
     ('fit_one_cycle', (2,), dict(moms=(0.9, 1.5)), 'moms=1.5'),
     ('fit_one_cycle', (2,), dict(anneal='cosine'), "anneal='cosine'"),
-    ('fit_one_cycle', (0,), dict(), 'n_epoch=0'),
+    ('fit_one_cycle', (1.5,), dict(), 'n_epoch=1.5'),
+    ('fit_one_cycle', ('3',), dict(), "n_epoch='3'"),
     ('fit_one_cycle', (-1,), dict(), 'n_epoch=-1'),
-    ('fit_one_cycle', (3,), dict(start_epoch=3), 'start_epoch=3'),
+    ('fit_one_cycle', (2,), dict(lr_max=torch.tensor(float('nan'))), 'lr_max=nan'),
+    ('fit_one_cycle', (2,), dict(lr_max=torch.tensor([1e-3, 1e-2, 1e-1])), 'has 3 values but the optimizer has 2'),
+    ('fit_one_cycle', (2,), dict(moms=(0.9, np.float32(1.5))), 'moms=1.5'),
     ('fit_one_cycle', (3,), dict(start_epoch=-1), 'start_epoch=-1'),
     ('fit_flat_cos', (2,), dict(pct_start=2.), 'pct_start=2.0'),
     ('fit_flat_cos', (2,), dict(lr=float('inf')), 'lr=inf'),
@@ -54,11 +58,12 @@ BAD = [
     ('fit_sgdr', (2, 1), dict(cycle_mult=0), 'cycle_mult=0'),
     ('fit_sgdr', (2, 1), dict(lr_max=-1.), 'lr_max=-1.0'),
     ('fit_sgdr', (2, 1), dict(cycle_decay=0.), 'cycle_decay=0.0'),
-    ('fine_tune', (0,), dict(), 'epochs=0'),
+    ('fine_tune', (-1,), dict(), 'epochs=-1'),
     ('fine_tune', (1,), dict(base_lr=-1.), 'base_lr=-1.0'),
     ('fine_tune', (1,), dict(moms=(0.9,)), 'moms=(0.9,)'),
     ('fine_tune', (1,), dict(div=0.), 'div=0.0'),
-    ('fine_tune', (2,), dict(start_epoch=1), 'start_epoch=1'),
+    ('fine_tune', (2,), dict(start_epoch=-1), 'start_epoch=-1'),
+    ('fit', (2,), dict(start_epoch=True), 'start_epoch=True'),
     ('fit', (2,), dict(lr=0.), 'lr=0.0'),
     ('fit', (2,), dict(cbs=PartialOneCycleScheduler(1e-2, tot_epochs=5, start_epoch=4)), 'tot_epochs=5'),
     ('fit', (2,), dict(cbs=ParamScheduler({'lr': [SchedLin(1e-3, 1e-2)]*3})), 'has 3 schedules but the optimizer has 2'),
