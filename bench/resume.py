@@ -21,6 +21,7 @@ from tasks import learner, dls_for
 from resume_job import EVERY, SETUPS
 from test_resume_matrix import assert_same, run_matrix
 from onecycle_ext import Checkpoint
+from onecycle_ext.resume import epoch_start_state, run_identity
 
 def random_kills(rng, n):
     "`n` kill points: a training batch of the first 24, a validation batch of the first 6, a checkpoint write of the first 9"
@@ -66,6 +67,8 @@ def main():
             learn = learner('mnist1d_cnn', 0); learn.path = d/f'size{n}'; learn.fit_one_cycle(3, 2e-2)
             rec = learn.recorder
             rec.lrs += rec.lrs[-1:]*n; rec.losses += rec.losses[-1:]*n
+            # Saved outside the fit, given what a fit sets for its checkpoints.
+            learn.run_identity,learn.epoch_start = run_identity(learn, 3, 2e-2, None, []),epoch_start_state(learn)
             ck = Checkpoint(); ck.learn = learn; ck.save(3, 0)
             times = []
             for _ in range(7):

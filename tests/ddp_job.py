@@ -6,7 +6,7 @@ For each mode of the comma-separated MODES, each rank runs `MODES[mode](**ARGS.g
 returns to `OUT/<mode>-rank<r>.pt` (plain values and tensors: `torch.load(weights_only=True)` reads it), so one
 launch (the costly part) can run several modes. A new mode (checkpoint, kill, resume...) is one more function in
 `MODES` returning a dict. `learner()` and `CASES` are also what the tests run in a single process."""
-import contextlib, json, os, sys, warnings
+import contextlib, json, os, signal, sys, warnings
 from functools import partial
 from pathlib import Path
 import torch
@@ -22,7 +22,8 @@ from fastai.torch_core import set_seed, rank_distrib
 from fastai.distributed import DistributedDL
 FASTAI_LEN = DistributedDL.__len__  # fastai's in the launched job, which imports this before `onecycle_ext` (not so under pytest)
 from conftest import fastai_methods  # captures fastai's fit methods, then imports onecycle_ext
-from onecycle_ext import OneCycleScheduler, PartialOneCycleScheduler
+from onecycle_ext import Checkpoint, OneCycleScheduler, PartialOneCycleScheduler
+from onecycle_ext.resume import _plain
 
 N_TRAIN,N_VALID,BS = 112,40,16  # 7 batches, dropping the last partial one: 3 per rank on 2 ranks (fastai says 4)
 
@@ -119,7 +120,33 @@ def batchnorm():
         with learn.distrib_ctx(): learn.fit_one_cycle(2, 1e-2)
     return {'state': {k: v.clone() for k,v in learn.model.state_dict().items()}, 'warnings': [str(w.message) for w in caught]}
 
-MODES = {'schedules': schedules, 'contexts': contexts, 'batchnorm': batchnorm}
+class KillAt(Callback):
+    """Counts the training batches this process runs; SIGKILLs after `at` of them: the whole job (`who='all'`) or
+    rank `rank`. (Kept in lists and tuples, which a resumed fit does not put back, unlike plain attributes.)"""
+    order = 101
+    def __init__(self, at=None, who='all', rank=0): self.plan,self.trained = (at, who, rank),[0]
+    def after_batch(self):
+        self.trained[0] += self.training
+        at,who,rank = self.plan
+        if at is None or self.trained[0] != at or rank_distrib() != rank: return
+        if who == 'all':  # kill -9 of the whole job: torchrun's agent and every rank
+            import psutil
+            agent = psutil.Process(os.getppid())
+            for proc in [agent, *agent.children(recursive=True)]:
+                if proc.pid != os.getpid(): proc.kill()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+def checkpointed(root, resume=False, kill=None, who='all', kill_rank=0, every=2):
+    """`fit_one_cycle(3)` with `Checkpoint(every_iters=every)` in `root/rank<r>` (each rank its own folder, as on
+    separate machines: only rank 0's holds checkpoints), killed after `kill` batches, or resumed"""
+    learn = learner(path=Path(root)/f'rank{rank_distrib()}')
+    count = KillAt(kill, who, kill_rank)
+    torch.manual_seed(1000 + rank_distrib())
+    with learn.distrib_ctx(): learn.fit_one_cycle(3, 1e-2, cbs=[Checkpoint(every_iters=every, keep=2), count], resume=resume)
+    return {'root': str(root), 'model': learn.model.state_dict(), 'opt': _plain(learn.opt.state_dict()), 'trained': count.trained[0],
+            'values': _plain(learn.recorder.values), 'losses': [float(l) for l in learn.recorder.losses]}
+
+MODES = {'schedules': schedules, 'contexts': contexts, 'batchnorm': batchnorm, 'checkpointed': checkpointed}
 
 def main(out, modes, args):
     torch.set_num_threads(1)

@@ -16,8 +16,9 @@ def free_port():
         s.bind(('127.0.0.1', 0))
         return s.getsockname()[1]
 
-def launch(out, modes, nproc=2, args=None, timeout=120, env=None):
-    "Run `ddp_job.py` in `nproc` processes with torchrun, killing the whole job after `timeout` s; each mode's ranks' results"
+def launch(out, modes, nproc=2, args=None, timeout=120, env=None, killed=False):
+    """Run `ddp_job.py` in `nproc` processes with torchrun, killing the whole job after `timeout` s; each mode's ranks'
+    results, or with `killed`, the job's exit code and log (a job that kills itself)"""
     env = {**os.environ, 'MPLBACKEND': 'Agg', 'OMP_NUM_THREADS': '1', **(env or {})}
     # 2 ranks share no GPU: the CPU, also where there is one; without one, `distrib_ctx` chooses the CPU by itself.
     if torch.cuda.is_available(): env.setdefault('ACCELERATE_USE_CPU', '1')
@@ -29,13 +30,15 @@ def launch(out, modes, nproc=2, args=None, timeout=120, env=None):
         os.killpg(p.pid, signal.SIGKILL)
         log,_ = p.communicate()
         raise AssertionError(f"{modes} did not finish in {timeout} s:\n{log[-3000:]}")
+    if killed: return p.returncode,log
     assert p.returncode == 0, f"{modes} failed ({p.returncode}):\n{log[-3000:]}"
     return {m: [torch.load(Path(out)/f'{m}-rank{r}.pt', weights_only=True) for r in range(nproc)] for m in modes}
 
 @pytest.fixture(scope='module')
 def launched(tmp_path_factory):
     "One launch on 2 ranks: every case of `ddp_job.CASES`, `distrib_ctx` twice on one learner, a model with BatchNorm"
-    return launch(tmp_path_factory.mktemp('ddp'), ['schedules', 'contexts', 'batchnorm'])
+    out = tmp_path_factory.mktemp('ddp')
+    return launch(out, ['schedules', 'contexts', 'batchnorm', 'checkpointed'], args={'checkpointed': {'root': str(out/'whole')}})
 
 @pytest.fixture(scope='module')
 def ranks(launched): return launched['schedules']
@@ -137,3 +140,41 @@ def test_import_without_accelerate():
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == 'False'
+
+# Checkpoints and exact resume under DDP: 3 batches per rank an epoch, 9 in all, a checkpoint every 2 and at epoch ends.
+
+def _resumed(tmp_path, kill, who='all', kill_rank=0):
+    "Kill the job after `kill` batches, check what is on disk, resume it: the ranks' results and the job's exit code"
+    args = {'root': str(tmp_path), 'kill': kill, 'who': who, 'kill_rank': kill_rank}
+    code,log = launch(tmp_path, ['checkpointed'], args={'checkpointed': args}, killed=True, timeout=90)
+    files = sorted((tmp_path/'rank0'/'models').iterdir())
+    assert code != 0 and len(files) == 2 and not (tmp_path/'rank1'/'models').exists(), (code, files, log[-2000:])
+    from onecycle_ext.resume import read_checkpoint
+    assert len(read_checkpoint(files[-1])['ranks']) == 2  # the newest is whole: each rank's own state
+    return code,launch(tmp_path, ['checkpointed'], args={'checkpointed': {'root': str(tmp_path), 'resume': True}})['checkpointed']
+
+def _same_as_whole(resumed, whole, kill):
+    for r,(a,b) in enumerate(zip(resumed, whole)):
+        for k,v in b['model'].items(): assert torch.equal(a['model'][k], v), (r, k)
+        assert a['values'] == b['values'] and a['losses'] == b['losses'], r
+        assert 9 - kill <= a['trained'] <= 9 - kill + 2, (r, a['trained'])  # at most one save interval again
+
+def test_kill_of_the_whole_job_then_resume_is_bit_identical_on_every_rank(tmp_path, launched):
+    code,resumed = _resumed(tmp_path, kill=5)
+    assert code == -9
+    _same_as_whole(resumed, launched['checkpointed'], 5)
+
+def test_one_rank_killed_ends_the_job_and_resume_is_bit_identical(tmp_path, launched):
+    "torchrun ends the other ranks when one dies; the last checkpoint is intact"
+    code,resumed = _resumed(tmp_path, kill=7, who='self', kill_rank=1)
+    assert code not in (0, -9)  # torchrun itself was not killed: it ended the job with an error
+    _same_as_whole(resumed, launched['checkpointed'], 7)
+
+def test_checkpoint_of_another_number_of_processes_is_refused(launched, tmp_path):
+    "A checkpoint of the 2-rank job, resumed by one process: an error naming both, and nothing changed"
+    import shutil
+    shutil.copytree(Path(launched['checkpointed'][0]['root'])/'rank0', tmp_path/'rank0')
+    learn = ddp_job.learner(path=tmp_path/'rank0')
+    from onecycle_ext import Checkpoint
+    with pytest.raises(ValueError, match='processes: checkpoint 2, this fit 1'):
+        learn.fit_one_cycle(3, 1e-2, cbs=Checkpoint(every_iters=2, keep=2), resume=True)
