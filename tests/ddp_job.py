@@ -146,7 +146,23 @@ def checkpointed(root, resume=False, kill=None, who='all', kill_rank=0, every=2)
     return {'root': str(root), 'model': learn.model.state_dict(), 'opt': _plain(learn.opt.state_dict()), 'trained': count.trained[0],
             'values': _plain(learn.recorder.values), 'losses': [float(l) for l in learn.recorder.losses]}
 
-MODES = {'schedules': schedules, 'contexts': contexts, 'batchnorm': batchnorm, 'checkpointed': checkpointed}
+def range_tests(root, num_it=40):
+    """`lr_find` under `distrib_ctx`, to the end and stopped by a diverging loss (end_lr=1e4), each rank seeding its own
+    dropout: its curve and suggestion, and whether the learner, the random state and the folder are as before"""
+    learn = learner(path=Path(root)/f'rank{rank_distrib()}')
+    torch.manual_seed(1000 + rank_distrib())
+    res = {}
+    for name,end_lr in (('whole', 10), ('diverged', 1e4)):
+        weights,rng = {k: v.clone() for k,v in learn.model.state_dict().items()},torch.get_rng_state()
+        with learn.distrib_ctx(): found = learn.lr_find(num_it=num_it, end_lr=end_lr, show_plot=False)
+        res[name] = {'lrs': [float(v) for v in found.lrs], 'losses': [float(v) for v in found.losses], 'suggestion': float(found[0]),
+                     'untouched': (all(torch.equal(v, learn.model.state_dict()[k]) for k,v in weights.items())
+                                   and torch.equal(rng, torch.get_rng_state()) and learn.opt is None
+                                   and type(learn.model).__name__ == 'Sequential' and learn.dls.train.__class__.__name__ == 'DataLoader'),
+                     'files': sorted(str(p) for p in Path(root).rglob('*') if p.is_file())}
+    return res
+
+MODES = {'schedules': schedules, 'contexts': contexts, 'batchnorm': batchnorm, 'checkpointed': checkpointed, 'range_tests': range_tests}
 
 def main(out, modes, args):
     torch.set_num_threads(1)

@@ -38,7 +38,8 @@ def launch(out, modes, nproc=2, args=None, timeout=120, env=None, killed=False):
 def launched(tmp_path_factory):
     "One launch on 2 ranks: every case of `ddp_job.CASES`, `distrib_ctx` twice on one learner, a model with BatchNorm"
     out = tmp_path_factory.mktemp('ddp')
-    return launch(out, ['schedules', 'contexts', 'batchnorm', 'checkpointed'], args={'checkpointed': {'root': str(out/'whole')}})
+    return launch(out, ['schedules', 'contexts', 'batchnorm', 'checkpointed', 'range_tests'],
+                  args={'checkpointed': {'root': str(out/'whole')}, 'range_tests': {'root': str(out/'lr_find')}})
 
 @pytest.fixture(scope='module')
 def ranks(launched): return launched['schedules']
@@ -178,3 +179,12 @@ def test_checkpoint_of_another_number_of_processes_is_refused(launched, tmp_path
     from onecycle_ext import Checkpoint
     with pytest.raises(ValueError, match='processes: checkpoint 2, this fit 1'):
         learn.fit_one_cycle(3, 1e-2, cbs=Checkpoint(every_iters=2, keep=2), resume=True)
+
+# The LR finder under DDP: the ranks decide together on the mean of their losses.
+
+@pytest.mark.parametrize('case', ['whole', 'diverged'])
+def test_lr_find_gives_every_rank_the_same_curve_and_leaves_no_trace(launched, case):
+    a,b = (r[case] for r in launched['range_tests'])
+    assert a['lrs'] == b['lrs'] and a['losses'] == b['losses'] and a['suggestion'] == b['suggestion']
+    assert len(a['lrs']) == 40 if case == 'whole' else 2 <= len(a['lrs']) < 40  # all num_it batches, though a rank runs 3 an epoch
+    assert a['untouched'] and b['untouched'] and a['files'] == b['files'] == []
