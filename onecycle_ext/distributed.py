@@ -15,12 +15,10 @@ from fastai.torch_core import rank_distrib
 from fastai.distributed import DistributedDL, DistributedTrainer, Accelerator, _hidden_params
 
 # %% auto #0
-__all__ = ['collective_device', 'model_device']
+__all__ = ['model_device']
 
 # %% ../nbs/07_distributed.ipynb #959b85c7
-def collective_device():
-    "The device a collective of the default process group takes its tensors on: CUDA for `nccl`, else the CPU"
-    return torch.device('cuda') if 'nccl' in str(torch.distributed.get_backend()) else torch.device('cpu')
+from .resume import collective_device  # checkpoints and the LR finder take it too
 
 @patch
 def _broadcast(self:DistributedDL, t, rank):

@@ -14,7 +14,7 @@ from .annealing import *
 from .scheduler import *
 from .scheduler import _check_number
 from .fit import *
-from .resume import _rng_state, _set_rng_state
+from .resume import _rng_state, _set_rng_state, _distributed, _world_size, collective_device
 
 # %% auto #0
 __all__ = ['Snapshot', 'LRFinder', 'valley', 'slide', 'minimum', 'steep', 'descent', 'suggestion_points', 'suggested_lrs']
@@ -88,6 +88,11 @@ class LRFinder(ParamScheduler):
 
     def after_batch(self):
         loss = float(self.learn.smooth_loss)
+        if _distributed(self.learn):
+            # Under DDP the ranks decide together on the mean of their losses, the curve they all record: a stop taken
+            # by one rank alone would leave the others waiting for it (fastai#3688).
+            loss = _mean_over_ranks(loss)
+            self.learn.recorder.losses[-1] = torch.tensor(loss)
         if not math.isfinite(loss) or (self.stop_div and loss > 4*self.best_loss): raise CancelFitException()
         self.best_loss = min(self.best_loss, loss)
         if self.learn.train_iter >= self.num_it: raise CancelFitException()
@@ -104,6 +109,12 @@ class LRFinder(ParamScheduler):
             for k,v in curve.items(): setattr(rec, k, v)
 
 # %% ../nbs/03_lr_finder.ipynb #135120a6
+def _mean_over_ranks(x):
+    "The mean of the number `x` over the ranks of the process group"
+    t = torch.tensor([x], dtype=torch.float64, device=collective_device())
+    torch.distributed.all_reduce(t)
+    return t.item() / torch.distributed.get_world_size()
+
 def _curve(lrs, losses):
     "`lrs` and `losses` as float64 arrays"
     return np.asarray(lrs, dtype=np.float64),np.asarray(losses, dtype=np.float64)
@@ -184,7 +195,9 @@ def lr_find(self:Learner, start_lr=1e-7, end_lr=10, num_it=100, stop_div=True, s
     if not all(callable(f) for f in funcs): raise ValueError(f"suggest_funcs={suggest_funcs!r}: give suggestion functions")
     cb.snapshot = Snapshot(self)
     try:
-        with self.no_logging(): self.fit(math.ceil(num_it / len(self.dls.train)), cbs=cb)
+        # Under DDP a rank runs its share of each epoch's batches (at least len/world_size, drop_last aside).
+        per_epoch = max(1, len(self.dls.train) // _world_size(self))
+        with self.no_logging(): self.fit(math.ceil(num_it / per_epoch), cbs=cb)
         rec = self.recorder
         curve = list(rec.lrs),[float(l) for l in rec.losses]
         t_lrs,t_losses = map(torch.tensor, suggestion_points(*curve, num_it))

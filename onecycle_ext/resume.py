@@ -16,8 +16,8 @@ from fastai.callback.progress import CSVLogger
 from .scheduler import *
 
 # %% auto #0
-__all__ = ['CorruptCheckpoint', 'UnreadableCheckpoint', 'write_checkpoint', 'read_checkpoint', 'on_rank0', 'run_identity',
-           'epoch_start_state', 'capture', 'shared_and_ranks', 'for_rank', 'checkpoints', 'Checkpoint',
+__all__ = ['CorruptCheckpoint', 'UnreadableCheckpoint', 'write_checkpoint', 'read_checkpoint', 'collective_device', 'on_rank0',
+           'run_identity', 'epoch_start_state', 'capture', 'shared_and_ranks', 'for_rank', 'checkpoints', 'Checkpoint',
            'find_checkpoint', 'checkpoint_for_fit', 'check_identity', 'restore', 'restore_finished', 'Resumer',
            'begin_epoch', 'end_fit']
 
@@ -90,6 +90,10 @@ def _distributed(learn):
     "Whether `learn` trains under fastai's `distrib_ctx` (its `DistributedTrainer`, named: `accelerate` is optional)"
     return (torch.distributed.is_available() and torch.distributed.is_initialized()
             and any(type(cb).__name__ == 'DistributedTrainer' for cb in learn.cbs))
+
+def collective_device():
+    "The device a collective of the default process group takes its tensors on: CUDA for `nccl`, else the CPU"
+    return torch.device('cuda') if 'nccl' in str(torch.distributed.get_backend()) else torch.device('cpu')
 
 def _rank(learn): return torch.distributed.get_rank() if _distributed(learn) else 0
 def _world_size(learn): return torch.distributed.get_world_size() if _distributed(learn) else 1
