@@ -115,7 +115,8 @@ def main():
     lines += ["", "### Tuning half (rules were chosen on these)", ""] + table(res, tune, names, default)
     publish('suggest', f"LR finder suggestions (`bench/suggest.py{' --quick' if a.quick else ''}`)",
             f"Each task's recipe at each grid rate (4 per decade) and at each suggestion, seeds {seeds}; "
-            f"{time.time()-start:.0f} s (fits cached in bench/suggest_cache.json). Cells: mean regret over seeds "
+            f"{time.time()-start:.0f} s this run (fits read from bench/suggest_cache.json where there; about 12 min from an empty "
+            "cache on 2 shared cores). Cells: mean regret over seeds "
             "(worst seed) at the geometric-mean suggestion. Goal for the default on the held-out half: mean at most "
             "1 point (5% of loss), worst task at most 3, never more than 1 point worse than `valley` on a task.",
             lines, a.write)
