@@ -6,7 +6,7 @@ of a grid with 4 points per decade over the range where anything trains, run `lr
 at each function's suggestion with the same recipe and seed. Regret = best grid score - score at the suggestion:
 accuracy points for classification (multi-label: `accuracy_multi`), relative increase of the validation loss (%) for
 regression. Every fit is cached in bench/suggest_cache.json (grid, curves, suggestions), so choosing rules on the saved
-curves costs only the fits at new rates.
+curves costs only the fits at new rates. Delete the cache after changing `lr_find`, the tasks or their recipes.
 
     .venv/bin/python bench/suggest.py [--quick] [--seeds S ...] [--write]
 """
