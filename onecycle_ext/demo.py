@@ -72,7 +72,7 @@ def run(epochs=10, out='demo_out', seed=0, device='cpu', bar=False):
         if not bar: learn.remove_cb(ProgressCallback)  # a progress bar only on a terminal
         return learn
     res = learner().lr_find(show_plot=False)
-    lr = res.descent
+    lr = res[0]  # the default suggestion
     plot_lr_find_curve(res.lrs, res.losses, suggestions=res.points, nms=res._fields).savefig(out/'lr_find.png', dpi=72)
     rows,logs,main = [],{},None
     for name,kwargs in SCHEDULES.items():

@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_lr_finder.ipynb #3d1db35d
 from __future__ import annotations
-import collections, copy, functools, math, random
+import collections, copy, functools, math, random, warnings
 import numpy as np
 import torch
 from fastcore.basics import patch
@@ -17,7 +17,8 @@ from .fit import *
 from .resume import _rng_state, _set_rng_state, _distributed, _world_size, collective_device
 
 # %% auto #0
-__all__ = ['Snapshot', 'LRFinder', 'valley', 'slide', 'minimum', 'steep', 'descent', 'suggestion_points', 'suggested_lrs']
+__all__ = ['Snapshot', 'LRFinder', 'valley', 'slide', 'minimum', 'steep', 'descent', 'consensus', 'curve_warning',
+           'suggestion_points', 'suggested_lrs']
 
 # %% ../nbs/03_lr_finder.ipynb #a927743c
 def _clone(x):
@@ -167,6 +168,31 @@ def descent(lrs, losses, num_it):
     i = int(np.argmin(np.diff(losses[:low+1]) / np.diff(np.log(lrs[:low+1]))))
     return float(lrs[i]),(float(lrs[i]), float(losses[i]))
 
+# %% ../nbs/03_lr_finder.ipynb #b23d7fed
+def _fall_at(losses, low, frac):
+    "Index of the first point where the loss has made `frac` of its fall from the first point to the lowest, `low`"
+    return int(np.argmax(losses[:low+1] <= losses[0] - frac*(losses[0] - losses[low])))
+
+def consensus(lrs, losses, num_it):
+    "A quarter of the learning rate at the lowest loss, kept between where the loss has made half and 80% of its fall"
+    lrs,losses = _curve(lrs, losses)
+    low = int(np.argmin(losses))
+    lr = float(np.clip(lrs[low]/4, lrs[_fall_at(losses, low, .5)], lrs[_fall_at(losses, low, .8)]))
+    return lr,(lr, float(np.interp(np.log(lr), np.log(lrs), losses)))
+
+# %% ../nbs/03_lr_finder.ipynb #abad8ef5
+def curve_warning(lrs, losses, num_it, min_points=20, min_fall=10.):
+    "Why the suggestion points `lrs`, `losses` are too few or too noisy to suggest from, and what to change; None if they are not"
+    lrs,losses = _curve(lrs, losses)
+    if len(losses) < min_points:
+        return (f"lr_find: only {len(losses)} points of the curve to suggest from (num_it={num_it}), too few to trust a suggestion: "
+                f"raise num_it (e.g. num_it={2*num_it}), or lower end_lr if the loss diverged early")
+    low = int(np.argmin(losses))
+    noise = float(np.median(np.abs(np.diff(losses[:max(low, 2)]))))  # the typical move of the smoothed loss per batch
+    if losses[0] - losses[low] < min_fall * noise:
+        return (f"lr_find: the loss falls by {losses[0]-losses[low]:.3g}, less than {min_fall:g} times its batch-to-batch noise "
+                f"({noise:.3g}), so the suggestion is a guess: use a larger batch size or raise num_it (e.g. num_it={2*num_it})")
+
 # %% ../nbs/03_lr_finder.ipynb #c8cacd09
 def suggestion_points(lrs, losses, num_it, skip_end=5):
     "The part of the finder's curve suggestions are computed from: finite, without its first tenth and last `skip_end` points"
@@ -181,18 +207,23 @@ def suggestion_points(lrs, losses, num_it, skip_end=5):
 
 def _name(f): return f.func.__name__ if isinstance(f, functools.partial) else f.__name__
 
-def suggested_lrs(names, values, lrs, losses, points):
-    "fastai's `SuggestedLRs` namedtuple of Python floats, also carrying the curve (`lrs`, `losses`) and each suggestion's `points`"
+_EVERY = (valley, slide, minimum, steep, descent, consensus)  # read on every result, whatever `suggest_funcs`
+
+def suggested_lrs(names, values, lrs, losses, points, others=None):
+    "fastai's `SuggestedLRs` namedtuple of Python floats, carrying the curve (`lrs`, `losses`), each suggestion's `points`, and `others` as attributes"
     res = type('SuggestedLRs', (collections.namedtuple('SuggestedLRs', names),), {})(*(float(v) for v in values))
     res.lrs,res.losses,res.points = lrs,losses,points
+    for k,v in (others or {}).items():
+        if k not in names: setattr(res, k, float(v))
     return res
 
 @patch
-def lr_find(self:Learner, start_lr=1e-7, end_lr=10, num_it=100, stop_div=True, show_plot=True, suggest_funcs=(descent,)):
-    "Run an LR range test and return `SuggestedLRs`, leaving the learner exactly as it was"
+def lr_find(self:Learner, start_lr=1e-7, end_lr=10, num_it=100, stop_div=True, show_plot=True, suggest_funcs=(consensus,)):
+    "Run an LR range test and return `SuggestedLRs`, leaving the learner as it was but for the recorder's `range_test`"
     cb = LRFinder(start_lr=start_lr, end_lr=end_lr, num_it=num_it, stop_div=stop_div)
     funcs = tuple(suggest_funcs) if isinstance(suggest_funcs, (list, tuple)) else (suggest_funcs,)
-    if not all(callable(f) for f in funcs): raise ValueError(f"suggest_funcs={suggest_funcs!r}: give suggestion functions")
+    if not funcs or not all(callable(f) for f in funcs):
+        raise ValueError(f"suggest_funcs={suggest_funcs!r}: give a suggestion function or a tuple of them")
     cb.snapshot = Snapshot(self)
     try:
         # Under DDP a rank runs its share of each epoch's batches (at least len/world_size, drop_last aside).
@@ -202,6 +233,12 @@ def lr_find(self:Learner, start_lr=1e-7, end_lr=10, num_it=100, stop_div=True, s
         curve = list(rec.lrs),[float(l) for l in rec.losses]
         t_lrs,t_losses = map(torch.tensor, suggestion_points(*curve, num_it))
         found = [f(t_lrs, t_losses, num_it) for f in funcs]
-        if show_plot: rec.plot_lr_find(suggestions=[p for _,p in found], nms=[_name(f) for f in funcs])
+        others = {_name(f): f(t_lrs, t_losses, num_it)[0] for f in _EVERY}
     finally: cb.snapshot.restore()
-    return suggested_lrs([_name(f) for f in funcs], [s for s,_ in found], *curve, [p for _,p in found])
+    msg = curve_warning(t_lrs, t_losses, num_it)
+    if msg: warnings.warn(msg, stacklevel=2)
+    res = suggested_lrs([_name(f) for f in funcs], [s for s,_ in found], *curve, [p for _,p in found], others)
+    # The range test stays readable on the recorder until the next fit replaces its `lrs` (see `Recorder.plot_lr_find`).
+    rec.range_test = res,rec.__dict__.get('lrs')
+    if show_plot: rec.plot_lr_find()
+    return res

@@ -67,6 +67,12 @@ def plot_lr_find_curve(lrs, losses, skip_end=5, suggestions=None, nms=None):
     return fig
 
 @patch
-def plot_lr_find(self:Recorder, skip_end=5, suggestions=None, nms=None):
-    "Plot the recorder's LR range test (an `LRFinder` fit), marking `suggestions`"
+def plot_lr_find(self:Recorder, skip_end=5, return_fig=True, suggestions=None, nms=None):
+    "Plot the last LR range test: the last `lr_find`'s until a fit runs, then the recorder's curve; `return_fig` is fastai's, always true here"
+    res,lrs = getattr(self, 'range_test', (None, None))
+    if res is not None and lrs is self.__dict__.get('lrs'):  # no fit since `lr_find` (a fit replaces the recorder's `lrs`)
+        if suggestions is None: suggestions,nms = res.points,list(res._fields)
+        return plot_lr_find_curve(res.lrs, res.losses, skip_end, suggestions, nms)
+    if not getattr(self, 'lrs', None):
+        raise ValueError("plot_lr_find: there is no LR range test to plot: run learn.lr_find() first")
     return plot_lr_find_curve(self.lrs, self.losses, skip_end, suggestions, nms)
