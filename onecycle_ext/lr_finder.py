@@ -12,7 +12,7 @@ from fastai.learner import Learner, Recorder
 from fastai.callback.core import CancelFitException, CancelValidException
 from .annealing import *
 from .scheduler import *
-from .scheduler import _check_number
+from .scheduler import _check_number, _n_values
 from .fit import *
 from .resume import _rng_state, _set_rng_state, _distributed, _world_size, collective_device
 
@@ -66,8 +66,8 @@ class LRFinder(ParamScheduler):
     "Training with exponentially growing learning rates for `num_it` batches, stopping when the loss diverges"
     def __init__(self, start_lr=1e-7, end_lr=10, num_it=100, stop_div=True):
         if not (isinstance(num_it, int) and num_it >= 1): raise ValueError(f"num_it={num_it!r} is not allowed: give an integer >= 1")
-        for name,v in (('start_lr', start_lr), ('end_lr', end_lr)): group_values(name, v, np.size(v))
-        if np.size(start_lr) != np.size(end_lr) and min(np.size(start_lr), np.size(end_lr)) > 1:
+        for name,v in (('start_lr', start_lr), ('end_lr', end_lr)): group_values(name, v, _n_values(v))
+        if _n_values(start_lr) != _n_values(end_lr) and min(_n_values(start_lr), _n_values(end_lr)) > 1:
             raise ValueError(f"start_lr={start_lr!r} and end_lr={end_lr!r}: give both per group with the same length, or numbers")
         super().__init__({})
         self.start_lr,self.end_lr,self.num_it,self.stop_div,self.snapshot = start_lr,end_lr,num_it,stop_div,None

@@ -191,3 +191,12 @@ def test_descent_ignores_the_diverging_part():
     losses[-3:] = [5., 2.5, 6.]  # a sharp drop in the divergence
     assert steep(lrs, losses, 100)[0] > 0.3
     assert 1e-3 < descent(lrs, losses, 100)[0] < 3e-2
+
+def test_numbers_as_torch_takes_them():
+    "`start_lr`/`end_lr` as 0-d tensors or numpy scalars, as the fit methods take them: the same range test as floats"
+    import numpy as np
+    from onecycle_ext import LRFinder
+    start = torch.tensor(1e-6)  # float32, as torch makes it
+    a,b = LRFinder(start_lr=start, end_lr=np.float64(1.)),LRFinder(start_lr=float(start), end_lr=1.)
+    va,vb = a.make_scheds(1, 10)['lr'](0.5),b.make_scheds(1, 10)['lr'](0.5)
+    assert type(va) is float and va == vb
