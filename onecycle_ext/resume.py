@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_resume.ipynb #0002d928
 from __future__ import annotations
-import functools, hashlib, io, os, random, re, warnings
+import functools, io, os, random, re, warnings, zlib
 from pathlib import Path
 import numpy as np
 import torch
@@ -14,6 +14,7 @@ from fastai.learner import Learner
 from fastai.callback.core import Callback
 from fastai.callback.progress import CSVLogger
 from .scheduler import *
+from .saving import Checksummed, Saver, file_crc
 
 # %% auto #0
 __all__ = ['CorruptCheckpoint', 'UnreadableCheckpoint', 'write_checkpoint', 'read_checkpoint', 'run_identity',
@@ -21,7 +22,8 @@ __all__ = ['CorruptCheckpoint', 'UnreadableCheckpoint', 'write_checkpoint', 'rea
            'restore_finished', 'Resumer', 'begin_epoch', 'end_fit']
 
 # %% ../nbs/05_resume.ipynb #9b4b1527
-_MAGIC = b'onecycle_ext checkpoint v1 sha256='
+_MAGIC = b'onecycle_ext checkpoint v2 crc32='
+_HEADER = len(_MAGIC) + 9  # the magic, 8 hex digits, a newline
 
 class CorruptCheckpoint(ValueError): "A checkpoint file that is truncated, corrupt or not a checkpoint"
 class UnreadableCheckpoint(ValueError): "Checkpoint files exist but none can be read: `resume=True` stops rather than start over"
@@ -35,15 +37,15 @@ def _plain(x):
     return x
 
 def write_checkpoint(state, path):
-    "Write `state` (tensors and plain Python values) to `path` atomically, with a checksum"
+    "Write `state` (tensors and plain Python values) to `path` atomically, with a checksum computed while writing"
     path = Path(path)
-    buf = io.BytesIO()
-    torch.save(_plain(state), buf)
-    data = buf.getvalue()
     tmp = path.with_name(path.name + '.tmp')
     try:
         with open(tmp, 'wb') as f:
-            f.write(_MAGIC + hashlib.sha256(data).hexdigest().encode() + b'\n' + data)
+            f.write(bytes(_HEADER))  # the header's place: its checksum is known once the payload is written
+            out = Checksummed(f)
+            torch.save(_plain(state), out)
+            f.seek(0); f.write(_MAGIC + b'%08x\n' % out.crc)
             f.flush(); os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:  # an error or Ctrl-C while writing leaves no partial file (a kill leaves a .tmp, never read)
@@ -54,14 +56,22 @@ def write_checkpoint(state, path):
     finally: os.close(fd)
     read_checkpoint(path, load=False)  # verified as read back from disk: only then may older checkpoints be deleted
 
+def _check(path, header, crc):
+    if not header.startswith(_MAGIC):
+        if header.startswith(_MAGIC[:-len(b'v2 crc32=')]):
+            raise CorruptCheckpoint(f"{path} is a checkpoint of an older format ({header.split()[2].decode(errors='replace')}); "
+                                    "this onecycle_ext reads v2: resume it with the version that wrote it")
+        raise CorruptCheckpoint(f"{path} is not an onecycle_ext checkpoint")
+    if header != _MAGIC + b'%08x\n' % crc: raise CorruptCheckpoint(f"{path} is truncated or corrupt (checksum mismatch)")
+
 def read_checkpoint(path, map_location='cpu', load=True):
     "The state saved in `path` (with `load=False`, only its checksum checked), or `CorruptCheckpoint` if it does not match"
+    if not load:  # read in pieces: checking a file just written needs no copy of it in memory
+        with open(path, 'rb', buffering=0) as f: return _check(path, f.read(_HEADER), file_crc(f))
     raw = Path(path).read_bytes()
-    header,_,data = raw.partition(b'\n')
-    if not header.startswith(_MAGIC): raise CorruptCheckpoint(f"{path} is not an onecycle_ext checkpoint")
-    if hashlib.sha256(data).hexdigest().encode() != header[len(_MAGIC):]:
-        raise CorruptCheckpoint(f"{path} is truncated or corrupt (checksum mismatch)")
-    if load: return torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
+    data = memoryview(raw)[_HEADER:]
+    _check(path, raw[:_HEADER], zlib.crc32(data))
+    return torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
 
 # %% ../nbs/05_resume.ipynb #9cb9997d
 def _rng_state():
@@ -172,13 +182,17 @@ def checkpoints(folder, fname='checkpoint'):
     return [p for _,p in sorted(found, reverse=True)]
 
 class Checkpoint(Callback):
-    "Save everything needed to continue the fit exactly, atomically, keeping the newest `keep` checkpoints"
+    """Save everything needed to continue the fit exactly, atomically, keeping the newest `keep` checkpoints. Saves are
+    written in the background (see `saving`): one at a time, a save waiting for the one before, or with `busy='skip'`
+    skipped with a warning (never the fit's last)"""
     order = 100
-    def __init__(self, every_iters=None, every_epoch=True, fname='checkpoint', keep=2):
+    def __init__(self, every_iters=None, every_epoch=True, fname='checkpoint', keep=2, busy='wait'):
         if every_iters is not None and not (isinstance(every_iters, int) and every_iters >= 1):
             raise ValueError(f"every_iters={every_iters!r} is not allowed: give an integer >= 1, or None")
         if not (isinstance(keep, int) and keep >= 1): raise ValueError(f"keep={keep!r} is not allowed: give an integer >= 1")
         if not fname or '/' in str(fname): raise ValueError(f"fname={fname!r} is not allowed: give a file name without folders")
+        if busy not in ('wait', 'skip'): raise ValueError(f"busy={busy!r} is not allowed: give 'wait' or 'skip'")
+        self.saver = Saver(skip=busy == 'skip')
         self.every_iters,self.every_epoch,self.fname,self.keep = every_iters,every_epoch,str(fname),keep
         self.tensors,self.grads_pending = _Tensors(),False
 
@@ -192,11 +206,14 @@ class Checkpoint(Callback):
             self.save(self.learn.epoch, self.learn.iter + 1)
     def after_epoch(self):
         if self.every_epoch and self.learn.epoch + 1 < self.learn.n_epoch: self.save(self.learn.epoch + 1, 0)
-    def after_fit(self): self.save(self.learn.n_epoch, 0, finished=True)
+    def after_fit(self):
+        self.save(self.learn.n_epoch, 0, finished=True)
+        self.saver.wait()  # the fit returns once its last checkpoint has landed
 
     def save(self, epoch, it, finished=False):
         learn = self.learn
         if getattr(learn, 'lr_finder', None) is not None: return
+        if not self.saver.ready(f"epoch {epoch}, batch {it}", skip=False if finished else None): return
         # Diverged weights would push the good checkpoints out (`keep`): one check over the weights, one sync.
         if not torch.stack([torch.isfinite(p).all() for p in learn.model.parameters()]).all():
             return warnings.warn(f"Checkpoint: the weights are not finite (NaN or inf) at epoch {epoch}, batch {it}: not saved, "
@@ -206,9 +223,11 @@ class Checkpoint(Callback):
         # Numbered in the order saved, across fits (fine_tune runs two), so the highest number is the newest.
         saved = checkpoints(folder, self.fname)
         number = int(saved[0].name[len(self.fname)+1:-len('.ckpt')]) + 1 if saved else 1
-        # Only a checkpoint written and verified here makes room, by deleting the oldest beyond `keep`.
-        write_checkpoint(capture(learn, epoch, it, finished, self.tensors, self.grads_pending), folder/f"{self.fname}-{number:09d}.ckpt")
-        for old in checkpoints(folder, self.fname)[self.keep:]: old.unlink()
+        # Only a checkpoint written and verified makes room, by deleting the oldest beyond `keep` (in the background too).
+        def write(state):
+            write_checkpoint(state, folder/f"{self.fname}-{number:09d}.ckpt")
+            for old in checkpoints(folder, self.fname)[self.keep:]: old.unlink()
+        self.saver.start(capture(learn, epoch, it, finished, self.tensors, self.grads_pending), write)
 
 # %% ../nbs/05_resume.ipynb #f2d08124
 def find_checkpoint(learn, resume, fname='checkpoint'):
@@ -284,7 +303,10 @@ def begin_epoch(learn):
 _PER_FIT = ('run_identity', 'epoch_start', 'first_epoch', 'resume_state')
 
 def end_fit(learn):
-    "Forget what only the fit that ends needed: a later fit, or an exported learner, carries none of it"
+    """Forget what only the fit that ends needed: a later fit, or an exported learner, carries none of it. A fit that
+    stops on an error or Ctrl-C waits here for the checkpoint being written"""
+    for cb in learn.cbs:
+        if isinstance(getattr(cb, 'saver', None), Saver): cb.saver.land()
     for a in _PER_FIT: learn.__dict__.pop(a, None)
 
 @patch
