@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_resume.ipynb #0002d928
 from __future__ import annotations
-import functools, io, os, random, re, warnings, zlib
+import functools, io, os, random, re, warnings, zipfile
 from pathlib import Path
 import numpy as np
 import torch
@@ -14,7 +14,7 @@ from fastai.learner import Learner
 from fastai.callback.core import Callback
 from fastai.callback.progress import CSVLogger
 from .scheduler import *
-from .saving import Checksummed, Saver, file_crc
+from .saving import Saver
 
 # %% auto #0
 __all__ = ['CorruptCheckpoint', 'UnreadableCheckpoint', 'write_checkpoint', 'read_checkpoint', 'run_identity',
@@ -22,8 +22,7 @@ __all__ = ['CorruptCheckpoint', 'UnreadableCheckpoint', 'write_checkpoint', 'rea
            'restore_finished', 'Resumer', 'begin_epoch', 'end_fit']
 
 # %% ../nbs/05_resume.ipynb #9b4b1527
-_MAGIC = b'onecycle_ext checkpoint v2 crc32='
-_HEADER = len(_MAGIC) + 9  # the magic, 8 hex digits, a newline
+_MAGIC = b'onecycle_ext checkpoint v2\n'  # then the zip file of `torch.save`, with a CRC-32 per record
 
 class CorruptCheckpoint(ValueError): "A checkpoint file that is truncated, corrupt or not a checkpoint"
 class UnreadableCheckpoint(ValueError): "Checkpoint files exist but none can be read: `resume=True` stops rather than start over"
@@ -36,17 +35,40 @@ def _plain(x):
     if isinstance(x, tuple): return tuple(_plain(v) for v in x)
     return x
 
+def _open_zip(path, f):
+    "The zip file in the checkpoint open as `f`, once its header and the zip's directory (at the end) have been read"
+    head = f.read(len(_MAGIC))
+    if head != _MAGIC:
+        if head.startswith(b'onecycle_ext checkpoint v'):
+            raise CorruptCheckpoint(f"{path} is a checkpoint of an older format ({head.split()[2].decode(errors='replace')}): "
+                                    "this onecycle_ext reads v2 only; resume it with the version that wrote it")
+        raise CorruptCheckpoint(f"{path} is not an onecycle_ext checkpoint")
+    try: return zipfile.ZipFile(f)
+    except zipfile.BadZipFile as e: raise CorruptCheckpoint(f"{path} is truncated or corrupt ({e})") from e
+
+_DAMAGE = (zipfile.BadZipFile, EOFError, ValueError, KeyError, NotImplementedError)  # what reading a damaged zip raises
+
+def _check_crcs(path, z):
+    "Read every record of the zip `z` in pieces: `zipfile` checks each one's CRC-32 as it reaches its end"
+    try:
+        for info in z.infolist():
+            with z.open(info) as r:
+                while r.read(1 << 22): pass
+    except _DAMAGE as e: raise CorruptCheckpoint(f"{path} is truncated or corrupt ({type(e).__name__}: {e})") from e
+
 def write_checkpoint(state, path):
-    "Write `state` (tensors and plain Python values) to `path` atomically, with a checksum computed while writing"
+    "Write `state` (tensors and plain Python values) to `path` atomically, `torch.save` streaming into the file"
+    if not torch.serialization.get_crc32_options():
+        raise RuntimeError("torch.serialization.set_crc32_options(False) is in effect: a checkpoint needs the CRC-32s "
+                           "torch.save computes, to tell a corrupt file when resuming")
     path = Path(path)
     tmp = path.with_name(path.name + '.tmp')
     try:
         with open(tmp, 'wb') as f:
-            f.write(bytes(_HEADER))  # the header's place: its checksum is known once the payload is written
-            out = Checksummed(f)
-            torch.save(_plain(state), out)
-            f.seek(0); f.write(_MAGIC + b'%08x\n' % out.crc)
+            f.write(_MAGIC)
+            torch.save(_plain(state), f)
             f.flush(); os.fsync(f.fileno())
+            size = f.tell()
         os.replace(tmp, path)
     except BaseException:  # an error or Ctrl-C while writing leaves no partial file (a kill leaves a .tmp, never read)
         tmp.unlink(missing_ok=True)
@@ -54,24 +76,19 @@ def write_checkpoint(state, path):
     fd = os.open(path.parent, os.O_RDONLY)
     try: os.fsync(fd)
     finally: os.close(fd)
-    read_checkpoint(path, load=False)  # verified as read back from disk: only then may older checkpoints be deleted
-
-def _check(path, header, crc):
-    if not header.startswith(_MAGIC):
-        if header.startswith(_MAGIC[:-len(b'v2 crc32=')]):
-            raise CorruptCheckpoint(f"{path} is a checkpoint of an older format ({header.split()[2].decode(errors='replace')}); "
-                                    "this onecycle_ext reads v2: resume it with the version that wrote it")
-        raise CorruptCheckpoint(f"{path} is not an onecycle_ext checkpoint")
-    if header != _MAGIC + b'%08x\n' % crc: raise CorruptCheckpoint(f"{path} is truncated or corrupt (checksum mismatch)")
+    # Read back as far as telling it whole: only then may older checkpoints be deleted.
+    with open(path, 'rb') as f:
+        if (on_disk := os.fstat(f.fileno()).st_size) != size:
+            raise CorruptCheckpoint(f"{path} is truncated or corrupt ({on_disk} bytes on disk, {size} written)")
+        _open_zip(path, f)
 
 def read_checkpoint(path, map_location='cpu', load=True):
-    "The state saved in `path` (with `load=False`, only its checksum checked), or `CorruptCheckpoint` if it does not match"
-    if not load:  # read in pieces: checking a file just written needs no copy of it in memory
-        with open(path, 'rb', buffering=0) as f: return _check(path, f.read(_HEADER), file_crc(f))
+    "The state saved in `path` (with `load=False`, only its checksums checked), or `CorruptCheckpoint` if it is not whole"
+    if not load:  # read in pieces: no copy of the file in memory
+        with open(path, 'rb') as f: return _check_crcs(path, _open_zip(path, f))
     raw = Path(path).read_bytes()
-    data = memoryview(raw)[_HEADER:]
-    _check(path, raw[:_HEADER], zlib.crc32(data))
-    return torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
+    _check_crcs(path, _open_zip(path, io.BytesIO(raw)))
+    return torch.load(io.BytesIO(raw[len(_MAGIC):]), map_location=map_location, weights_only=True)
 
 # %% ../nbs/05_resume.ipynb #9cb9997d
 def _rng_state():

@@ -4,12 +4,12 @@
 
 # %% ../nbs/05a_saving.ipynb #092049fc
 from __future__ import annotations
-import copy, threading, warnings, zlib
+import copy, threading, warnings
 import torch
 from fastcore.foundation import L
 
 # %% auto #0
-__all__ = ['snapshot', 'Checksummed', 'file_crc', 'Saver']
+__all__ = ['snapshot', 'Saver']
 
 # %% ../nbs/05a_saving.ipynb #5b1afac1
 def _buffer(pool, i, t):
@@ -39,22 +39,6 @@ def snapshot(state, pool):
     if cuda[0]: torch.cuda.synchronize()  # the copies from the GPU have landed before the writer reads them
     del pool[n[0]:]  # buffers of tensors the state no longer has
     return out
-
-# %% ../nbs/05a_saving.ipynb #bba9b04d
-class Checksummed:
-    "A writable file that keeps the CRC-32 of what is written through it"
-    def __init__(self, f): self.f,self.crc = f,0
-    def write(self, b):
-        self.crc = zlib.crc32(b, self.crc)
-        return self.f.write(b)
-    def flush(self): self.f.flush()
-
-def file_crc(f, chunk=1<<22):
-    "The CRC-32 of the rest of the open binary file `f`, read in pieces of `chunk` bytes into one buffer"
-    crc,buf = 0,bytearray(chunk)
-    view = memoryview(buf)
-    while n := f.readinto(buf): crc = zlib.crc32(view[:n], crc)
-    return crc
 
 # %% ../nbs/05a_saving.ipynb #63173064
 class Saver:

@@ -123,3 +123,24 @@ def test_kill_during_a_background_write_keeps_the_previous(tmp_path):
     assert job(['--resume', f"adam={d}"]).returncode == 0
     a,c = torch.load(whole/'final.pth'),torch.load(d/'final.pth')
     for part in ('model', 'opt', 'values'): assert_same(c[part], a[part], part)
+
+def test_the_file_format_detects_damage_and_refuses_v1(tmp_path):
+    "A byte flipped anywhere in a tensor's data fails its record's CRC-32; a v1 file is refused, saying so"
+    from onecycle_ext.resume import CorruptCheckpoint, write_checkpoint
+    p = tmp_path/'c.ckpt'
+    write_checkpoint({'w': torch.zeros(100_000), 'pos': (2, 5)}, p)
+    assert read_checkpoint(p)['pos'] == (2, 5)
+    raw = bytearray(p.read_bytes())
+    raw[len(raw)//2] ^= 1  # inside the tensor's 400 kB
+    p.write_bytes(bytes(raw))
+    for load in (True, False):
+        with pytest.raises(CorruptCheckpoint, match='truncated or corrupt'): read_checkpoint(p, load=load)
+    p.write_bytes(b'onecycle_ext checkpoint v1 sha256=' + b'0'*64 + b'\n' + b'x'*100)
+    with pytest.raises(CorruptCheckpoint, match=r'older format \(v1\).*reads v2 only'): read_checkpoint(p)
+
+def test_torch_crcs_switched_off_is_refused(tmp_path):
+    torch.serialization.set_crc32_options(False)
+    try:
+        with pytest.raises(RuntimeError, match='set_crc32_options'): resume_mod.write_checkpoint({'a': 1}, tmp_path/'c.ckpt')
+    finally: torch.serialization.set_crc32_options(True)
+    assert not list(tmp_path.iterdir())
