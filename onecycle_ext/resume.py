@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_resume.ipynb #0002d928
 from __future__ import annotations
-import functools, hashlib, io, os, random, re, warnings
+import functools, io, os, random, re, warnings, zipfile
 from pathlib import Path
 import numpy as np
 import torch
@@ -14,6 +14,7 @@ from fastai.learner import Learner
 from fastai.callback.core import Callback
 from fastai.callback.progress import CSVLogger
 from .scheduler import *
+from .saving import Saver
 
 # %% auto #0
 __all__ = ['CorruptCheckpoint', 'UnreadableCheckpoint', 'write_checkpoint', 'read_checkpoint', 'collective_device', 'on_rank0',
@@ -22,7 +23,7 @@ __all__ = ['CorruptCheckpoint', 'UnreadableCheckpoint', 'write_checkpoint', 'rea
            'begin_epoch', 'end_fit']
 
 # %% ../nbs/05_resume.ipynb #9b4b1527
-_MAGIC = b'onecycle_ext checkpoint v1 sha256='
+_MAGIC = b'onecycle_ext checkpoint v2\n'  # then the zip file of `torch.save`, with a CRC-32 per record
 
 class CorruptCheckpoint(ValueError): "A checkpoint file that is truncated, corrupt or not a checkpoint"
 class UnreadableCheckpoint(ValueError): "Checkpoint files exist but none can be read: `resume=True` stops rather than start over"
@@ -35,17 +36,40 @@ def _plain(x):
     if isinstance(x, tuple): return tuple(_plain(v) for v in x)
     return x
 
+def _open_zip(path, f):
+    "The zip file in the checkpoint open as `f`, once its header and the zip's directory (at the end) have been read"
+    head = f.read(len(_MAGIC))
+    if head != _MAGIC:
+        if head.startswith(b'onecycle_ext checkpoint v'):
+            raise CorruptCheckpoint(f"{path} is a checkpoint of an older format ({head.split()[2].decode(errors='replace')}): "
+                                    "this onecycle_ext reads v2 only; resume it with the version that wrote it")
+        raise CorruptCheckpoint(f"{path} is not an onecycle_ext checkpoint")
+    try: return zipfile.ZipFile(f)
+    except zipfile.BadZipFile as e: raise CorruptCheckpoint(f"{path} is truncated or corrupt ({e})") from e
+
+_DAMAGE = (zipfile.BadZipFile, EOFError, ValueError, KeyError, NotImplementedError)  # what reading a damaged zip raises
+
+def _check_crcs(path, z):
+    "Read every record of the zip `z` in pieces: `zipfile` checks each one's CRC-32 as it reaches its end"
+    try:
+        for info in z.infolist():
+            with z.open(info) as r:
+                while r.read(1 << 22): pass
+    except _DAMAGE as e: raise CorruptCheckpoint(f"{path} is truncated or corrupt ({type(e).__name__}: {e})") from e
+
 def write_checkpoint(state, path):
-    "Write `state` (tensors and plain Python values) to `path` atomically, with a checksum"
+    "Write `state` (tensors and plain Python values) to `path` atomically, `torch.save` streaming into the file"
+    if not torch.serialization.get_crc32_options():
+        raise RuntimeError("torch.serialization.set_crc32_options(False) is in effect: a checkpoint needs the CRC-32s "
+                           "torch.save computes, to tell a corrupt file when resuming")
     path = Path(path)
-    buf = io.BytesIO()
-    torch.save(_plain(state), buf)
-    data = buf.getvalue()
     tmp = path.with_name(path.name + '.tmp')
     try:
         with open(tmp, 'wb') as f:
-            f.write(_MAGIC + hashlib.sha256(data).hexdigest().encode() + b'\n' + data)
+            f.write(_MAGIC)
+            torch.save(_plain(state), f)
             f.flush(); os.fsync(f.fileno())
+            size = f.tell()
         os.replace(tmp, path)
     except BaseException:  # an error or Ctrl-C while writing leaves no partial file (a kill leaves a .tmp, never read)
         tmp.unlink(missing_ok=True)
@@ -53,16 +77,19 @@ def write_checkpoint(state, path):
     fd = os.open(path.parent, os.O_RDONLY)
     try: os.fsync(fd)
     finally: os.close(fd)
-    read_checkpoint(path, load=False)  # verified as read back from disk: only then may older checkpoints be deleted
+    # Read back as far as telling it whole: only then may older checkpoints be deleted.
+    with open(path, 'rb') as f:
+        if (on_disk := os.fstat(f.fileno()).st_size) != size:
+            raise CorruptCheckpoint(f"{path} is truncated or corrupt ({on_disk} bytes on disk, {size} written)")
+        _open_zip(path, f)
 
 def read_checkpoint(path, map_location='cpu', load=True):
-    "The state saved in `path` (with `load=False`, only its checksum checked), or `CorruptCheckpoint` if it does not match"
+    "The state saved in `path` (with `load=False`, only its checksums checked), or `CorruptCheckpoint` if it is not whole"
+    if not load:  # read in pieces: no copy of the file in memory
+        with open(path, 'rb') as f: return _check_crcs(path, _open_zip(path, f))
     raw = Path(path).read_bytes()
-    header,_,data = raw.partition(b'\n')
-    if not header.startswith(_MAGIC): raise CorruptCheckpoint(f"{path} is not an onecycle_ext checkpoint")
-    if hashlib.sha256(data).hexdigest().encode() != header[len(_MAGIC):]:
-        raise CorruptCheckpoint(f"{path} is truncated or corrupt (checksum mismatch)")
-    if load: return torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
+    _check_crcs(path, _open_zip(path, io.BytesIO(raw)))
+    return torch.load(io.BytesIO(raw[len(_MAGIC):]), map_location=map_location, weights_only=True)
 
 # %% ../nbs/05_resume.ipynb #9cb9997d
 def _rng_state():
@@ -221,13 +248,17 @@ def checkpoints(folder, fname='checkpoint'):
     return [p for _,p in sorted(found, reverse=True)]
 
 class Checkpoint(Callback):
-    "Save everything needed to continue the fit exactly, atomically, keeping the newest `keep` checkpoints"
+    """Save everything needed to continue the fit exactly, atomically, keeping the newest `keep` checkpoints. Saves are
+    written in the background (see `saving`): one at a time, a save waiting for the one before, or with `busy='skip'`
+    skipped with a warning (never the fit's last)"""
     order = 100
-    def __init__(self, every_iters=None, every_epoch=True, fname='checkpoint', keep=2):
+    def __init__(self, every_iters=None, every_epoch=True, fname='checkpoint', keep=2, busy='wait'):
         if every_iters is not None and not (isinstance(every_iters, int) and every_iters >= 1):
             raise ValueError(f"every_iters={every_iters!r} is not allowed: give an integer >= 1, or None")
         if not (isinstance(keep, int) and keep >= 1): raise ValueError(f"keep={keep!r} is not allowed: give an integer >= 1")
         if not fname or '/' in str(fname): raise ValueError(f"fname={fname!r} is not allowed: give a file name without folders")
+        if busy not in ('wait', 'skip'): raise ValueError(f"busy={busy!r} is not allowed: give 'wait' or 'skip'")
+        self.saver = Saver(skip=busy == 'skip')
         self.every_iters,self.every_epoch,self.fname,self.keep = every_iters,every_epoch,str(fname),keep
         self.tensors,self.grads_pending = _Tensors(),False
 
@@ -241,18 +272,22 @@ class Checkpoint(Callback):
             self.save(self.learn.epoch, self.learn.iter + 1)
     def after_epoch(self):
         if self.every_epoch and self.learn.epoch + 1 < self.learn.n_epoch: self.save(self.learn.epoch + 1, 0)
-    def after_fit(self): self.save(self.learn.n_epoch, 0, finished=True)
+    def after_fit(self):
+        self.save(self.learn.n_epoch, 0, finished=True)
+        self.saver.wait()  # the fit returns once its last checkpoint has landed
 
     def save(self, epoch, it, finished=False):
         learn = self.learn
         if getattr(learn, 'lr_finder', None) is not None: return
+        # Rank 0's saver decides for every rank (a skipped save must be skipped by all, or the others would wait for it).
+        if not on_rank0(learn, lambda: self.saver.ready(f"epoch {epoch}, batch {it}", skip=False if finished else None)): return
         # Diverged weights would push the good checkpoints out (`keep`): one check over the weights, one sync.
         if not torch.stack([torch.isfinite(p).all() for p in learn.model.parameters()]).all():
             return warnings.warn(f"Checkpoint: the weights are not finite (NaN or inf) at epoch {epoch}, batch {it}: not saved, "
                                  "the last checkpoints with finite weights are kept")
+        # Under DDP every rank's own part is gathered (the ranks meet here); rank 0 alone writes, in the background.
         ck = shared_and_ranks(learn, capture(learn, epoch, it, finished, self.tensors, self.grads_pending))
         if _rank(learn) == 0: self.write(ck)
-        if _distributed(learn): torch.distributed.barrier()  # the other ranks go on once the checkpoint is on disk
 
     def write(self, ck):
         folder = Path(self.learn.path)/self.learn.model_dir
@@ -260,9 +295,11 @@ class Checkpoint(Callback):
         # Numbered in the order saved, across fits (fine_tune runs two), so the highest number is the newest.
         saved = checkpoints(folder, self.fname)
         number = int(saved[0].name[len(self.fname)+1:-len('.ckpt')]) + 1 if saved else 1
-        # Only a checkpoint written and verified here makes room, by deleting the oldest beyond `keep`.
-        write_checkpoint(ck, folder/f"{self.fname}-{number:09d}.ckpt")
-        for old in checkpoints(folder, self.fname)[self.keep:]: old.unlink()
+        # Only a checkpoint written and verified makes room, by deleting the oldest beyond `keep` (in the background too).
+        def write_and_prune(state):
+            write_checkpoint(state, folder/f"{self.fname}-{number:09d}.ckpt")
+            for old in checkpoints(folder, self.fname)[self.keep:]: old.unlink()
+        self.saver.start(ck, write_and_prune)
 
 # %% ../nbs/05_resume.ipynb #f2d08124
 def find_checkpoint(learn, resume, fname='checkpoint'):
@@ -354,7 +391,10 @@ def begin_epoch(learn):
 _PER_FIT = ('run_identity', 'epoch_start', 'first_epoch', 'resume_state')
 
 def end_fit(learn):
-    "Forget what only the fit that ends needed: a later fit, or an exported learner, carries none of it"
+    """Forget what only the fit that ends needed: a later fit, or an exported learner, carries none of it. A fit that
+    stops on an error or Ctrl-C waits here for the checkpoint being written"""
+    for cb in learn.cbs:
+        if isinstance(getattr(cb, 'saver', None), Saver): cb.saver.land()
     for a in _PER_FIT: learn.__dict__.pop(a, None)
 
 @patch

@@ -130,6 +130,9 @@ class KillAt(Callback):
         at,who,rank = self.plan
         if at is None or self.trained[0] != at or rank_distrib() != rank: return
         if who == 'all':  # kill -9 of the whole job: torchrun's agent and every rank
+            # once rank 0's save in flight has landed, so the newest checkpoint is the last one taken
+            for cb in self.learn.cbs:
+                if isinstance(cb, Checkpoint): cb.saver.wait()
             import psutil
             agent = psutil.Process(os.getppid())
             for proc in [agent, *agent.children(recursive=True)]:

@@ -7,9 +7,9 @@ trains each SETUP (a key of `SETUPS`: an optimizer, a loss, a callback, a fit me
 FOLDER, with `Checkpoint(every_iters=EVERY)`, and saves what the run ended with to FOLDER/final.pth: weights, optimizer
 state, `recorder.values`, the CSV logs and how many batches this process trained. `--kill` SIGKILLs the process
 after K training batches (`batch:K`), during the K-th validation batch (`valid:K`) or in the middle of the K-th
-checkpoint write (`write:K`: its temporary file written, not yet renamed), after writing how many batches it had
-trained to FOLDER/killed_at.txt."""
-import argparse, os, random, signal, sys, traceback, warnings
+checkpoint write (`write:K`: its temporary file written, not yet renamed, on the background thread while training
+goes on), after writing how many batches it had trained to FOLDER/killed_at.txt."""
+import argparse, os, random, signal, sys, threading, traceback, warnings
 from functools import partial
 from pathlib import Path
 warnings.filterwarnings('ignore')
@@ -58,6 +58,11 @@ class Count(Callback):
             self.n_valid += 1
             if self.n_valid == k: self.die()
     def die(self):
+        # A batch or validation kill comes once the save in flight has landed, so the newest checkpoint is the last one
+        # taken; a kill while a save is being written in the background is the `write:K` kind.
+        if threading.current_thread() is threading.main_thread():
+            for cb in self.learn.cbs:
+                if isinstance(cb, Checkpoint): cb.saver.wait()
         (Path(self.learn.path)/'killed_at.txt').write_text(str(self.counts[0]))
         os.kill(os.getpid(), signal.SIGKILL)
 

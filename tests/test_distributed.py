@@ -154,11 +154,12 @@ def _resumed(tmp_path, kill, who='all', kill_rank=0):
     assert len(read_checkpoint(files[-1])['ranks']) == 2  # the newest is whole: each rank's own state
     return code,launch(tmp_path, ['checkpointed'], args={'checkpointed': {'root': str(tmp_path), 'resume': True}})['checkpointed']
 
-def _same_as_whole(resumed, whole, kill):
+def _same_as_whole(resumed, whole, kill, intervals=1):
+    "Every rank bit-identical to the uninterrupted run, having re-trained at most `intervals` save intervals"
     for r,(a,b) in enumerate(zip(resumed, whole)):
         for k,v in b['model'].items(): assert torch.equal(a['model'][k], v), (r, k)
         assert a['values'] == b['values'] and a['losses'] == b['losses'], r
-        assert 9 - kill <= a['trained'] <= 9 - kill + 2, (r, a['trained'])  # at most one save interval again
+        assert 9 - kill <= a['trained'] <= 9 - kill + 2*intervals, (r, a['trained'])
 
 def test_kill_of_the_whole_job_then_resume_is_bit_identical_on_every_rank(tmp_path, launched):
     code,resumed = _resumed(tmp_path, kill=5)
@@ -169,7 +170,8 @@ def test_one_rank_killed_ends_the_job_and_resume_is_bit_identical(tmp_path, laun
     "torchrun ends the other ranks when one dies; the last checkpoint is intact"
     code,resumed = _resumed(tmp_path, kill=7, who='self', kill_rank=1)
     assert code not in (0, -9)  # torchrun itself was not killed: it ended the job with an error
-    _same_as_whole(resumed, launched['checkpointed'], 7)
+    # Rank 0's save in flight when its peer died may be lost with it (saves are written in the background).
+    _same_as_whole(resumed, launched['checkpointed'], 7, intervals=2)
 
 def test_checkpoint_of_another_number_of_processes_is_refused(launched, tmp_path):
     "A checkpoint of the 2-rank job, resumed by one process: an error naming both, and nothing changed"

@@ -222,11 +222,7 @@ def test_resume_with_other_checkpoint_settings(killed, uninterrupted):
 
 def _unsafe_checkpoint(path):
     "A checkpoint with a valid checksum whose payload a safe load refuses (it pickles a function)"
-    import hashlib, io
-    from onecycle_ext.resume import _MAGIC
-    buf = io.BytesIO(); torch.save({'f': os.getcwd}, buf)
-    data = buf.getvalue()
-    path.write_bytes(_MAGIC + hashlib.sha256(data).hexdigest().encode() + b'\n' + data)
+    write_checkpoint({'f': os.getcwd}, path)  # only the checksum is checked as it is written
 
 @pytest.mark.parametrize('fault', ['unsafe payload', 'permission denied'])
 def test_unreadable_newest_stops_resume_and_deletes_nothing(killed, fault, monkeypatch):

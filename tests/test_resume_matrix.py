@@ -2,7 +2,7 @@
 losses, callbacks, fit methods, models, loaders), process A runs to the end, process B is killed with SIGKILL (in
 the middle of an epoch, after an epoch's last batch, during validation or in the middle of a checkpoint write), and
 process C resumes with `resume=True`. C must end with A's weights, optimizer state, `recorder.values` and logs
-exactly, having trained again no more than one save interval. A and C each run every setup in one process;
+exactly, having trained again no more than one save interval (two when killed during a background write). A and C each run every setup in one process;
 B is one process per kill. `bench/resume.py` runs the same matrix with kills at random points."""
 import subprocess, sys
 from concurrent.futures import ThreadPoolExecutor
@@ -65,5 +65,7 @@ def test_killed_then_resumed_equals_uninterrupted(matrix, setup, kill):
     assert b.returncode == -9, f"B was not killed ({b.returncode}): {b.stderr[-2000:]}"
     assert error is None, error
     for part in ('model', 'opt', 'values', 'logs'): assert_same(resumed[part], whole[part], part)
-    # C trains what was lost since the last checkpoint (at most EVERY batches) and what was never trained.
-    assert whole['trained'] - killed_at <= resumed['trained'] <= whole['trained'] - killed_at + EVERY
+    # C trains what was lost since the last checkpoint (at most EVERY batches; up to twice that when killed in the middle
+    # of a write, as training goes on while a save is written) and what was never trained.
+    lost = 2*EVERY if kill.startswith('write') else EVERY
+    assert whole['trained'] - killed_at <= resumed['trained'] <= whole['trained'] - killed_at + lost
