@@ -4,6 +4,7 @@ __version__ = "0.1.0"
 from .annealing import *
 from .scheduler import *
 from .fit import *
+from .saving import *
 from .resume import *
 from .lr_finder import *
 from .plots import *

@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_resume.ipynb #0002d928
 from __future__ import annotations
-import functools, io, os, random, re, warnings, zipfile
+import functools, os, random, re, warnings
 from pathlib import Path
 import numpy as np
 import torch
@@ -14,82 +14,13 @@ from fastai.learner import Learner
 from fastai.callback.core import Callback
 from fastai.callback.progress import CSVLogger
 from .scheduler import *
-from .saving import Saver
+from .saving import *
+from .saving import _plain
 
 # %% auto #0
-__all__ = ['CorruptCheckpoint', 'UnreadableCheckpoint', 'write_checkpoint', 'read_checkpoint', 'collective_device', 'on_rank0',
-           'run_identity', 'epoch_start_state', 'capture', 'shared_and_ranks', 'for_rank', 'checkpoints', 'Checkpoint',
-           'find_checkpoint', 'checkpoint_for_fit', 'check_identity', 'restore', 'restore_finished', 'Resumer',
-           'begin_epoch', 'end_fit']
-
-# %% ../nbs/05_resume.ipynb #9b4b1527
-_MAGIC = b'onecycle_ext checkpoint v2\n'  # then the zip file of `torch.save`, with a CRC-32 per record
-
-class CorruptCheckpoint(ValueError): "A checkpoint file that is truncated, corrupt or not a checkpoint"
-class UnreadableCheckpoint(ValueError): "Checkpoint files exist but none can be read: `resume=True` stops rather than start over"
-
-def _plain(x):
-    "`x` with tensor subclasses (fastai's `TensorBase`...) as plain tensors and fastcore `L`s as lists, which a safe load accepts"
-    if isinstance(x, torch.Tensor): return x if type(x) is torch.Tensor else x.as_subclass(torch.Tensor)
-    if isinstance(x, dict): return {k: _plain(v) for k,v in x.items()}
-    if isinstance(x, (list, L)): return [_plain(v) for v in x]
-    if isinstance(x, tuple): return tuple(_plain(v) for v in x)
-    return x
-
-def _open_zip(path, f):
-    "The zip file in the checkpoint open as `f`, once its header and the zip's directory (at the end) have been read"
-    head = f.read(len(_MAGIC))
-    if head != _MAGIC:
-        if head.startswith(b'onecycle_ext checkpoint v'):
-            raise CorruptCheckpoint(f"{path} is a checkpoint of an older format ({head.split()[2].decode(errors='replace')}): "
-                                    "this onecycle_ext reads v2 only; resume it with the version that wrote it")
-        raise CorruptCheckpoint(f"{path} is not an onecycle_ext checkpoint")
-    try: return zipfile.ZipFile(f)
-    except zipfile.BadZipFile as e: raise CorruptCheckpoint(f"{path} is truncated or corrupt ({e})") from e
-
-_DAMAGE = (zipfile.BadZipFile, EOFError, ValueError, KeyError, NotImplementedError)  # what reading a damaged zip raises
-
-def _check_crcs(path, z):
-    "Read every record of the zip `z` in pieces: `zipfile` checks each one's CRC-32 as it reaches its end"
-    try:
-        for info in z.infolist():
-            with z.open(info) as r:
-                while r.read(1 << 22): pass
-    except _DAMAGE as e: raise CorruptCheckpoint(f"{path} is truncated or corrupt ({type(e).__name__}: {e})") from e
-
-def write_checkpoint(state, path):
-    "Write `state` (tensors and plain Python values) to `path` atomically, `torch.save` streaming into the file"
-    if not torch.serialization.get_crc32_options():
-        raise RuntimeError("torch.serialization.set_crc32_options(False) is in effect: a checkpoint needs the CRC-32s "
-                           "torch.save computes, to tell a corrupt file when resuming")
-    path = Path(path)
-    tmp = path.with_name(path.name + '.tmp')
-    try:
-        with open(tmp, 'wb') as f:
-            f.write(_MAGIC)
-            torch.save(_plain(state), f)
-            f.flush(); os.fsync(f.fileno())
-            size = f.tell()
-        os.replace(tmp, path)
-    except BaseException:  # an error or Ctrl-C while writing leaves no partial file (a kill leaves a .tmp, never read)
-        tmp.unlink(missing_ok=True)
-        raise
-    fd = os.open(path.parent, os.O_RDONLY)
-    try: os.fsync(fd)
-    finally: os.close(fd)
-    # Read back as far as telling it whole: only then may older checkpoints be deleted.
-    with open(path, 'rb') as f:
-        if (on_disk := os.fstat(f.fileno()).st_size) != size:
-            raise CorruptCheckpoint(f"{path} is truncated or corrupt ({on_disk} bytes on disk, {size} written)")
-        _open_zip(path, f)
-
-def read_checkpoint(path, map_location='cpu', load=True):
-    "The state saved in `path` (with `load=False`, only its checksums checked), or `CorruptCheckpoint` if it is not whole"
-    if not load:  # read in pieces: no copy of the file in memory
-        with open(path, 'rb') as f: return _check_crcs(path, _open_zip(path, f))
-    raw = Path(path).read_bytes()
-    _check_crcs(path, _open_zip(path, io.BytesIO(raw)))
-    return torch.load(io.BytesIO(raw[len(_MAGIC):]), map_location=map_location, weights_only=True)
+__all__ = ['collective_device', 'on_rank0', 'run_identity', 'epoch_start_state', 'capture', 'shared_and_ranks', 'for_rank',
+           'checkpoints', 'Checkpoint', 'find_checkpoint', 'checkpoint_for_fit', 'check_identity', 'restore',
+           'restore_finished', 'Resumer', 'begin_epoch', 'end_fit']
 
 # %% ../nbs/05_resume.ipynb #9cb9997d
 def _rng_state():
