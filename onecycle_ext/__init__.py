@@ -5,6 +5,7 @@ from .annealing import *
 from .scheduler import *
 from .fit import *
 from .saving import *
+from .process import *
 from .resume import *
 from .lr_finder import *
 from .plots import *

@@ -18,7 +18,7 @@ from fastai.distributed import DistributedDL, DistributedTrainer, Accelerator, _
 __all__ = ['model_device']
 
 # %% ../nbs/07_distributed.ipynb #959b85c7
-from .resume import collective_device  # checkpoints and the LR finder take it too
+from .process import collective_device  # checkpoints and the LR finder take it too
 
 @patch
 def _broadcast(self:DistributedDL, t, rank):

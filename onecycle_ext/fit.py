@@ -14,6 +14,7 @@ from fastai.callback.core import CancelFitException, CancelEpochException
 from .annealing import *
 from .scheduler import *
 from .scheduler import _check_number
+from .process import on_rank0
 from .resume import *
 
 # %% auto #0

@@ -14,7 +14,7 @@ from .annealing import *
 from .scheduler import *
 from .scheduler import _check_number, _n_values
 from .fit import *
-from .resume import _rng_state, _set_rng_state, _distributed, _world_size, collective_device
+from .process import _rng_state, _set_rng_state, _distributed, _world_size, collective_device
 
 # %% auto #0
 __all__ = ['Snapshot', 'LRFinder', 'valley', 'slide', 'minimum', 'steep', 'descent', 'consensus', 'curve_warning',

@@ -16,58 +16,15 @@ from fastai.callback.progress import CSVLogger
 from .scheduler import *
 from .saving import *
 from .saving import _plain
+from .process import *
+from .process import _rng_state, _set_rng_state, _device, _unwrapped, _rng_of, _distributed, _rank, _world_size, _to
 
 # %% auto #0
-__all__ = ['collective_device', 'on_rank0', 'run_identity', 'epoch_start_state', 'capture', 'shared_and_ranks', 'for_rank',
-           'checkpoints', 'Checkpoint', 'find_checkpoint', 'checkpoint_for_fit', 'check_identity', 'restore',
-           'restore_finished', 'Resumer', 'begin_epoch', 'end_fit']
+__all__ = ['run_identity', 'epoch_start_state', 'capture', 'shared_and_ranks', 'for_rank', 'checkpoints', 'Checkpoint',
+           'find_checkpoint', 'checkpoint_for_fit', 'check_identity', 'restore', 'restore_finished', 'Resumer',
+           'begin_epoch', 'end_fit']
 
 # %% ../nbs/05_resume.ipynb #9cb9997d
-def _rng_state():
-    npy = np.random.get_state()
-    return {'python': random.getstate(), 'numpy': (npy[0], npy[1].tolist(), *npy[2:]), 'torch': torch.get_rng_state(),
-            'cuda': torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None}
-
-def _set_rng_state(s):
-    random.setstate(s['python'])
-    np.random.set_state((s['numpy'][0], np.array(s['numpy'][1], dtype=np.uint32), *s['numpy'][2:]))
-    torch.set_rng_state(s['torch'].cpu())
-    if s['cuda'] is not None and torch.cuda.is_available(): torch.cuda.set_rng_state_all([t.cpu() for t in s['cuda']])
-
-def _device(learn): return next(learn.model.parameters()).device
-
-def _unwrapped(model):
-    "The model a `DistributedDataParallel` wraps (fastai's DDP wraps it for the length of a fit), or `model`"
-    return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
-
-def _rng_of(dl):
-    "A loader's random generator; fastai's `DistributedDL` has none: it shuffles with the one of the loader it wraps"
-    return dl.rng if 'rng' in vars(dl) else _rng_of(dl.dl)
-
-def _distributed(learn):
-    "Whether `learn` trains under fastai's `distrib_ctx` (its `DistributedTrainer`, named: `accelerate` is optional)"
-    return (torch.distributed.is_available() and torch.distributed.is_initialized()
-            and any(type(cb).__name__ == 'DistributedTrainer' for cb in learn.cbs))
-
-def collective_device():
-    "The device a collective of the default process group takes its tensors on: CUDA for `nccl`, else the CPU"
-    return torch.device('cuda') if 'nccl' in str(torch.distributed.get_backend()) else torch.device('cpu')
-
-def _rank(learn): return torch.distributed.get_rank() if _distributed(learn) else 0
-def _world_size(learn): return torch.distributed.get_world_size() if _distributed(learn) else 1
-
-def on_rank0(learn, f):
-    "`f()` run by rank 0 alone, its result (or its exception) sent to every rank: one reader of the checkpoint folder"
-    if not _distributed(learn): return f()
-    box = [None]
-    if _rank(learn) == 0:
-        try: box = [(True, f())]
-        except Exception as e: box = [(False, e)]
-    torch.distributed.broadcast_object_list(box, src=0)
-    ok,res = box[0]
-    if not ok: raise res
-    return res
-
 def _load_opt_state(opt, sd):
     if isinstance(sd['state'], list):  # fastai's Optimizer: hyper-parameter dicts updated in place, as schedulers write into them
         for h,s in zip(opt.hypers, sd['hypers']): h.clear(); h.update(s)
@@ -259,12 +216,6 @@ def checkpoint_for_fit(learn, resume, fname, identity):
     ck = on_rank0(learn, read)
     return None if ck is None else _to(for_rank(ck, _rank(learn)), _device(learn))
 
-def _to(x, device):
-    "`x` with its tensors on `device`"
-    if isinstance(x, torch.Tensor): return x.to(device)
-    if isinstance(x, dict): return {k: _to(v, device) for k,v in x.items()}
-    if isinstance(x, (list, tuple)): return type(x)(_to(v, device) for v in x)
-    return x
 
 def check_identity(saved, current):
     "Refuse a checkpoint from another run, naming what differs"
