@@ -8,11 +8,11 @@ import collections, copy, functools, math, random, warnings
 import numpy as np
 import torch
 from fastcore.basics import patch
-from fastai.learner import Learner, Recorder
+from fastai.learner import Learner
 from fastai.callback.core import CancelFitException, CancelValidException
 from .annealing import *
 from .scheduler import *
-from .scheduler import _check_number, _n_values
+from .scheduler import _n_values
 from .fit import *
 from .process import _rng_state, _set_rng_state, _distributed, _world_size, collective_device
 

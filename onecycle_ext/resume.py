@@ -4,18 +4,15 @@
 
 # %% ../nbs/05_resume.ipynb #0002d928
 from __future__ import annotations
-import functools, os, random, re, warnings
+import functools, re, warnings
 from pathlib import Path
-import numpy as np
 import torch
 from fastcore.basics import patch
-from fastcore.foundation import L
 from fastai.learner import Learner
 from fastai.callback.core import Callback
 from fastai.callback.progress import CSVLogger
 from .scheduler import *
 from .saving import *
-from .saving import _plain
 from .process import *
 from .process import _rng_state, _set_rng_state, _device, _unwrapped, _rng_of, _distributed, _rank, _world_size, _to
 

@@ -23,7 +23,7 @@ from fastai.distributed import DistributedDL
 FASTAI_LEN = DistributedDL.__len__  # fastai's in the launched job, which imports this before `onecycle_ext` (not so under pytest)
 from conftest import fastai_methods  # captures fastai's fit methods, then imports onecycle_ext
 from onecycle_ext import Checkpoint, OneCycleScheduler, PartialOneCycleScheduler
-from onecycle_ext.resume import _plain
+from onecycle_ext.saving import _plain
 
 N_TRAIN,N_VALID,BS = 112,40,16  # 7 batches, dropping the last partial one: 3 per rank on 2 ranks (fastai says 4)
 

@@ -28,7 +28,7 @@ from fastai.learner import Learner
 from fastai.losses import CrossEntropyLossFlat
 from fastai.optimizer import Adam, Lamb, OptimWrapper, QHAdam, RAdam, SGD, ranger
 from fastai.torch_core import set_seed
-import onecycle_ext.resume as resume_mod
+from onecycle_ext.saving import _plain
 from onecycle_ext import Checkpoint, OneCycleScheduler, PartialOneCycleScheduler
 
 EVERY = 3  # batches between checkpoints; 8 training batches an epoch, 2 validation batches
@@ -150,11 +150,11 @@ def run(setup, folder, resume=False, kill=None):
     kw,fit = SETUPS[setup]
     learn = learner(folder, **kw)
     count = Count(kill if kill is not None and kill[0] != 'write' else None)
-    resume_mod.os.replace = _dying_replace(count, kill[1]) if kill is not None and kill[0] == 'write' else os.replace
+    os.replace = _dying_replace(count, kill[1]) if kill is not None and kill[0] == 'write' else os.replace
     fit(learn, [Checkpoint(every_iters=EVERY), count], resume)
     logs = {p.name: [line.rsplit(',', 1)[0] for line in p.read_text().splitlines()] for p in folder.glob('*.csv')}  # without times
-    torch.save({'model': learn.model.state_dict(), 'opt': resume_mod._plain(learn.opt.state_dict()),
-                'values': resume_mod._plain(learn.recorder.values), 'logs': logs, 'trained': count.counts[0]}, folder/'final.pth')
+    torch.save({'model': learn.model.state_dict(), 'opt': _plain(learn.opt.state_dict()),
+                'values': _plain(learn.recorder.values), 'logs': logs, 'trained': count.counts[0]}, folder/'final.pth')
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])

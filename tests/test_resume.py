@@ -200,12 +200,11 @@ def test_diverged_weights_are_not_saved(tmp_path):
 
 def test_interrupted_write_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
     "Ctrl-C in the middle of a save: the previous checkpoint is intact, no partial file is left"
-    import onecycle_ext.resume as r
     learn = learner(tmp_path)
     learn.fit_one_cycle(1, 1e-2, cbs=Checkpoint())
     before = {p.name: p.read_bytes() for p in (tmp_path/'models').iterdir()}
     def interrupted(fd): raise KeyboardInterrupt()
-    monkeypatch.setattr(r.os, 'fsync', interrupted)
+    monkeypatch.setattr(os, 'fsync', interrupted)
     with pytest.raises(KeyboardInterrupt): learn.fit_one_cycle(1, 1e-2, cbs=Checkpoint())
     assert {p.name: p.read_bytes() for p in (tmp_path/'models').iterdir()} == before
 
@@ -257,10 +256,10 @@ def test_failed_write_deletes_nothing(tmp_path, monkeypatch):
     learn = learner(tmp_path)
     fit(learn, every_iters=None)
     before = {p.name: p.read_bytes() for p in (tmp_path/'models').iterdir()}
-    real = r.os.replace
+    real = os.replace
     def corrupting(src, dst):
         Path(src).write_bytes(Path(src).read_bytes()[:-10]); real(src, dst)
-    monkeypatch.setattr(r.os, 'replace', corrupting)
+    monkeypatch.setattr(os, 'replace', corrupting)
     with pytest.raises(r.CorruptCheckpoint): fit(learner(tmp_path), every_iters=None)
     after = {p.name: p.read_bytes() for p in (tmp_path/'models').iterdir()}
     assert all(after[k] == v for k,v in before.items())
