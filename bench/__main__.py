@@ -9,6 +9,7 @@ SCRIPTS = [('overhead.py', ['--reps', '3'] if quick else []),
            ('lr_find_speed.py', ['--reps', '5'] if quick else []),
            ('suggest.py', ['--quick'] if quick else []),
            ('resume.py', ['--kills-per-setup', '1'] if quick else []),
+           ('first_batch.py', ['--reps', '1'] if quick else []),
            ('superconvergence.py', ['--seeds', '1'] if quick else []),
            ('ddp.py', ['--reps', '2'] if quick else []),
            ('checkpoint_cost.py', ['--quick'] if quick else [])]

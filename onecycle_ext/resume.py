@@ -276,17 +276,32 @@ def end_fit(learn):
         if isinstance(getattr(cb, 'saver', None), Saver): cb.saver.land()
     for a in _PER_FIT: learn.__dict__.pop(a, None)
 
+def _start_at(dl, k, rng):
+    """Make `dl`'s next epoch start at its batch `k` without loading the batches before: they are cut from the epoch's
+    shuffled indices, and the random states `rng` are put back as the first item loads. Only for a fastai loader
+    without worker processes, whose items draw from this process's streams; False for any other"""
+    if getattr(getattr(dl, 'fake_l', None), 'num_workers', None) != 0 or not getattr(dl, 'bs', None): return False
+    def get_idxs():
+        del dl.get_idxs  # once: the next epochs shuffle as usual
+        idxs = list(dl.get_idxs())[k*dl.bs:]
+        def pulled():  # after the iterator has started (and drawn what it draws), as in the run that was not stopped
+            _set_rng_state(rng)
+            yield from idxs
+        return pulled()
+    dl.get_idxs = get_idxs
+    return True
+
 @patch
 def all_batches(self:Learner):
-    "fastai's loop over `self.dl`, which a resumed fit starts mid-epoch, the batches before drawn but not trained"
+    "fastai's loop over `self.dl`, which a resumed fit starts mid-epoch: at its batch, or drawing the batches before"
     self.n_iter = len(self.dl)
     ck = getattr(self, 'resume_state', None) if self.training else None
     if ck is not None: self.resume_state = None
     skip = ck['iter'] if ck is not None else 0
-    for i,b in enumerate(self.dl):
+    for i,b in enumerate(self.dl, skip if skip and _start_at(self.dl, skip, ck['rng']) else 0):
         if i < skip:
-            # The batches before the checkpoint are drawn (so the loader's own randomness is spent) but not trained;
-            # the random states are put back just before the first batch to train is drawn.
+            # A loader with workers draws the batches before the checkpoint (their random streams live in the workers)
+            # without training them; the random states are put back just before the first batch to train is drawn.
             if i == skip - 1: _set_rng_state(ck['rng'])
             continue
         self.one_batch(i, b)

@@ -317,3 +317,28 @@ def test_run_identity_is_the_same_in_another_process(tmp_path):
     a,b = [subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120) for _ in range(2)]
     assert a.returncode == 0, a.stderr[-2000:]
     assert a.stdout == b.stdout and ' at 0x' not in a.stdout and 'nesterov=True' in a.stdout
+
+class Counted:
+    "Items drawn with fresh noise each time (random augmentation, in this process), counting the loads"
+    def __init__(self, x, y): self.x,self.y,self.loads = x,y,0
+    def __len__(self): return len(self.x)
+    def __getitem__(self, i):
+        self.loads += 1
+        return self.x[i] + 0.1*torch.randn(self.x.shape[1]), self.y[i]
+
+def test_resume_starts_at_its_batch_without_loading_the_ones_before(tmp_path):
+    "A loader without workers: the resumed epoch loads only the batches it trains, and ends as the whole run"
+    from fastai.data.core import DataLoaders
+    from fastai.data.load import DataLoader
+    def run(path, cbs=(), resume=None):
+        learn = learner(path)
+        x = torch.randn(320, 8); y = (x[:, :2].sum(1) > 0).long()
+        train = Counted(x[:256], y[:256])
+        learn.dls = DataLoaders(DataLoader(train, bs=32, shuffle=True), DataLoader(Counted(x[256:], y[256:]), bs=32))
+        fit(learn, cbs, resume)
+        return learn.model.state_dict(),train.loads
+    whole,_ = run(tmp_path/'a')
+    with pytest.raises(RuntimeError): run(tmp_path/'b', cbs=[Boom(13)])
+    resumed,loads = run(tmp_path/'b', resume=True)
+    assert_same(resumed, whole)
+    assert loads == (32 - 12) * 32  # the newest checkpoint is after batch 12 of 32: only the 20 batches after it load
