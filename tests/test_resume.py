@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 from fastai.callback.core import Callback
-from resume_job import learner
+from resume_job import Noisy, learner
 from test_resume_matrix import assert_same, job
 from onecycle_ext import Checkpoint
 from onecycle_ext.resume import UnreadableCheckpoint, checkpoints, read_checkpoint, write_checkpoint
@@ -318,13 +318,12 @@ def test_run_identity_is_the_same_in_another_process(tmp_path):
     assert a.returncode == 0, a.stderr[-2000:]
     assert a.stdout == b.stdout and ' at 0x' not in a.stdout and 'nesterov=True' in a.stdout
 
-class Counted:
-    "Items drawn with fresh noise each time (random augmentation, in this process), counting the loads"
-    def __init__(self, x, y): self.x,self.y,self.loads = x,y,0
-    def __len__(self): return len(self.x)
+class Counted(Noisy):
+    "resume_job's noisy items (random augmentation, here in this process), counting the loads"
+    loads = 0
     def __getitem__(self, i):
         self.loads += 1
-        return self.x[i] + 0.1*torch.randn(self.x.shape[1]), self.y[i]
+        return super().__getitem__(i)
 
 def test_resume_starts_at_its_batch_without_loading_the_ones_before(tmp_path):
     "A loader without workers: the resumed epoch loads only the batches it trains, and ends as the whole run"
