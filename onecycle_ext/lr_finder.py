@@ -173,11 +173,20 @@ def _fall_at(losses, low, frac):
     "Index of the first point where the loss has made `frac` of its fall from the first point to the lowest, `low`"
     return int(np.argmax(losses[:low+1] <= losses[0] - frac*(losses[0] - losses[low])))
 
+def _averaged(lrs, losses, decades=.75):
+    "Each loss replaced by the mean of the losses within `decades`/2 of its rate (log scale), whatever `num_it`"
+    x = np.log10(lrs)  # increasing: the finder's rates grow exponentially
+    lo,hi = np.searchsorted(x, x - decades/2, 'left'),np.searchsorted(x, x + decades/2, 'right')
+    sums = np.concatenate([[0.], np.cumsum(losses)])
+    return (sums[hi] - sums[lo]) / (hi - lo)
+
 def consensus(lrs, losses, num_it):
-    "A quarter of the learning rate at the lowest loss, kept between where the loss has made half and 80% of its fall"
+    """A quarter of the learning rate at the lowest loss, kept between where the loss has made half and 80% of its fall,
+    all read on the curve averaged over 0.75 of a decade: the lowest point of a flat, noisy curve is noise"""
     lrs,losses = _curve(lrs, losses)
-    low = int(np.argmin(losses))
-    lr = float(np.clip(lrs[low]/4, lrs[_fall_at(losses, low, .5)], lrs[_fall_at(losses, low, .8)]))
+    avg = _averaged(lrs, losses)
+    low = int(np.argmin(avg))
+    lr = float(np.clip(lrs[low]/4, lrs[_fall_at(avg, low, .5)], lrs[_fall_at(avg, low, .8)]))
     return lr,(lr, float(np.interp(np.log(lr), np.log(lrs), losses)))
 
 # %% ../nbs/03_lr_finder.ipynb #abad8ef5
