@@ -25,7 +25,8 @@ from .plots import plot_lr_find_curve
 import onecycle_ext  # the patched Learner methods
 
 # %% auto #0
-__all__ = ['SCHEDULES', 'mnist1d_dls', 'cnn1d', 'EpochLog', 'run', 'crash_and_resume', 'report', 'main']
+__all__ = ['SCHEDULES', 'AROUND', 'mnist1d_dls', 'cnn1d', 'EpochLog', 'run', 'check_suggestion', 'crash_and_resume', 'report',
+           'main']
 
 # %% ../nbs/06_demo.ipynb #206f753b
 def mnist1d_dls(bs=100, seed=42, device='cpu'):
@@ -82,11 +83,33 @@ def run(epochs=10, out='demo_out', seed=0, device='cpu', bar=False):
         rows.append((name, log.acc[-1], log.val_loss[-1], log.time)); logs[name] = log
         main = main or learn
     main.recorder.plot_sched().savefig(out/'sched.png', dpi=72)
+    around = check_suggestion(learner, epochs, lr, rows[0][1])
+    _plot_around(around, lr).savefig(out/'around.png', dpi=72)
     _plot_accuracy(logs, len(dls.train)).savefig(out/'accuracy.png', dpi=72)
     same = crash_and_resume(learner, main, epochs, lr, out)
-    (out/'report.md').write_text(report(lr, rows, epochs, len(dls.train), same))
+    (out/'report.md').write_text(report(lr, rows, epochs, len(dls.train), same, around))
     plt.close('all')
     return lr,rows,main
+
+AROUND = (1/10, 1/3, 1, 3, 10)
+
+def check_suggestion(learner, epochs, lr, acc_at_lr):
+    "The suggestion checked as a user would: {rate: accuracy} of the same 1cycle fit at rates either side of `lr`"
+    out = {}
+    for f in AROUND:
+        if f == 1: out[lr] = acc_at_lr; continue  # already trained
+        learn,log = learner(),EpochLog()
+        with learn.no_logging(): learn.fit_one_cycle(epochs, lr*f, cbs=log)
+        out[lr*f] = log.acc[-1]
+    return out
+
+def _plot_around(around, lr):
+    fig,ax = plt.subplots(figsize=(6, 4))
+    ax.plot(list(around), list(around.values()), marker='o', c='k')
+    ax.axvline(lr, color='C0', ls=':', label=f"lr_find's suggestion {lr:.1e}")
+    ax.set_xscale('log'); ax.set_xlabel('peak learning rate of fit_one_cycle'); ax.set_ylabel('validation accuracy'); ax.legend()
+    fig.tight_layout()
+    return fig
 
 class _Crash(Callback):
     "Raises in the middle of training, as a crash would"
@@ -122,11 +145,14 @@ def _plot_accuracy(logs, n_iter):
     fig.tight_layout()
     return fig
 
-def report(lr, rows, epochs, n_iter, resumed_same):
-    "The demo's table, in markdown"
+def report(lr, rows, epochs, n_iter, resumed_same, around):
+    "The demo's tables, in markdown"
     lines = [f"`lr_find` suggests {lr:.2e}; {epochs} epochs of {n_iter} batches ({epochs*n_iter} steps) on MNIST-1D.", "",
              "| schedule | accuracy | loss | time (s) |", "|---|---|---|---|"]
     lines += [f"| {n} | {a:.4f} | {l:.4f} | {t:.1f} |" for n,a,l,t in rows]
+    lines += ["", "The suggestion checked: the same 1cycle fit at rates either side of it.", "",
+              "| peak lr | " + " | ".join(f"{r:.1e}{' (suggested)' if r == lr else ''}" for r in around) + " |",
+              "|---|" + "---|"*len(around), "| accuracy | " + " | ".join(f"{a:.4f}" for a in around.values()) + " |"]
     lines += ["", f"The 1cycle run crashed at 3/8 and resumed from its checkpoint: final weights "
                   f"{'bit-identical to' if resumed_same else 'DIFFERENT from'} the uninterrupted run's."]
     return "\n".join(lines) + "\n"
@@ -148,7 +174,7 @@ def main(argv=None):
     start = time.time()
     lr,rows,_ = run(a.epochs, a.out, a.seed, a.device, bar=sys.stdout.isatty())
     print((Path(a.out)/'report.md').read_text(), end='')
-    print(f"report.md, lr_find.png, sched.png, accuracy.png, resume.png in {a.out}/; {time.time()-start:.0f} s")
+    print(f"report.md, lr_find.png, sched.png, accuracy.png, around.png, resume.png in {a.out}/; {time.time()-start:.0f} s")
 
 # %% ../nbs/06_demo.ipynb #0555ce31
 #| eval: false

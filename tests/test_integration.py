@@ -41,7 +41,7 @@ def test_demo_command(tmp_path):
     rows = [l.split('|') for l in out.stdout.splitlines() if l.startswith('| ') and not l.startswith('| schedule')]
     assert [r[1].strip() for r in rows] == ['1cycle at the lr_find suggestion', 'constant lr at the suggestion', "PyTorch's OneCycleLR recipe"]
     assert all(0 <= float(r[2]) <= 1 for r in rows)
-    assert {p.name for p in tmp_path.iterdir() if p.is_file()} == {'report.md', 'lr_find.png', 'sched.png', 'accuracy.png', 'resume.png'}
+    assert {p.name for p in tmp_path.iterdir() if p.is_file()} == {'report.md', 'lr_find.png', 'sched.png', 'accuracy.png', 'around.png', 'resume.png'}
     assert 'bit-identical to' in out.stdout
     assert (tmp_path/'report.md').read_text() in out.stdout
     assert '\x1b' not in out.stdout and '|----' not in out.stdout  # no progress bar when not on a terminal
