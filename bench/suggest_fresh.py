@@ -87,7 +87,7 @@ def walks(n_train, n_valid=1000, length=20):
     "Regression on sequences: the highest point of the random walk they trace, plus noise, standardized"
     g = _gen(404); n = n_train + n_valid
     x = torch.randn(n, length, 1, generator=g)
-    y = x[:, :, 0].cumsum(1).max(1).values + 0.3*torch.randn(n, generator=g)
+    y = x[:, :, 0].cumsum(1).max(1).values + 0.6*torch.randn(n, generator=g)
     return _split(x, ((y-y.mean())/y.std())[:, None], n_valid, seed=404)
 
 @functools.lru_cache(None)
