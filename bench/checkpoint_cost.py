@@ -2,12 +2,13 @@
 
 A 25M-parameter model (6 x Linear(2048, 2048), Adam: 300 MB of weights and optimizer state) trains 20 batches with
 `Checkpoint(every_iters=5, every_epoch=False)`. Measured side by side, alternating, in one process:
-- how long the training loop waits in each save (the host copy, plus waiting for the previous save if it has not
-  landed) as a fraction of the save's duration (its background write: serialise, fsync, rename, verify);
+- how long the training loop waits in each save (the host copy of what the next batch may change, waiting for the
+  previous save if it has not landed, and the next optimizer step waiting for the background copy of the weights and
+  the optimizer's state) as a fraction of the save's duration (its background write: serialise, fsync, rename, verify);
 - the CPU time of that write against a plain `torch.save` of the same state to the same folder;
 - the whole fit against the same fit without checkpoints, and against saves written in the loop (synchronously);
 - the peak RSS during the fit, above the same fit without checkpoints, in copies of the state."""
-import argparse, statistics, sys, tempfile, threading, time, warnings
+import argparse, os, statistics, sys, tempfile, threading, time, warnings
 from pathlib import Path
 warnings.filterwarnings('ignore')
 import torch
@@ -52,23 +53,26 @@ class Timings:
     "Records, per save, the training loop's wait in `Checkpoint.save` and the background write's wall and CPU time"
     def __init__(self): self.waits,self.writes,self.cpus = [],[],[]
     def __enter__(self):
-        self.save,self.write = Checkpoint.save,resume_mod.write_checkpoint
+        self.save,self.write,self.hold = Checkpoint.save,resume_mod.write_checkpoint,Checkpoint.after_backward
         def save(cb, *a, **k):
             t = time.perf_counter(); self.save(cb, *a, **k); self.waits.append(time.perf_counter() - t)
+        def hold(cb):  # the optimizer step waiting for the weights' background copy counts as the save's wait
+            t = time.perf_counter(); self.hold(cb)
+            if self.waits: self.waits[-1] += time.perf_counter() - t
         def write(state, path):
             t,c = time.perf_counter(),time.thread_time()
             self.write(state, path)
             self.writes.append(time.perf_counter() - t); self.cpus.append(time.thread_time() - c)
-        Checkpoint.save,resume_mod.write_checkpoint = save,write
+        Checkpoint.save,resume_mod.write_checkpoint,Checkpoint.after_backward = save,write,hold
         return self
-    def __exit__(self, *exc): Checkpoint.save,resume_mod.write_checkpoint = self.save,self.write
+    def __exit__(self, *exc): Checkpoint.save,resume_mod.write_checkpoint,Checkpoint.after_backward = self.save,self.write,self.hold
 
 class InLoop:
     "Saves written in the training loop, as before: `Saver.start` writes before it returns"
     def __enter__(self):
         self.start = Saver.start
-        def start(saver, state, write):
-            self.start(saver, state, write); saver.wait()
+        def start(saver, state, write, later=frozenset()):
+            self.start(saver, state, write); saver.wait()  # everything copied at once, as before
         Saver.start = start
     def __exit__(self, *exc): Saver.start = self.start
 
@@ -89,6 +93,10 @@ def tensor_bytes(x):
     if isinstance(x, dict): x = x.values()
     return sum(map(tensor_bytes, x)) if isinstance(x, (list, tuple, type({}.values()))) else 0
 
+def save_synced(state, path):
+    "A plain `torch.save` made durable as a checkpoint must be: flushed to the disk before it counts"
+    with open(path, 'wb') as f: torch.save(state, f); f.flush(); os.fsync(f.fileno())
+
 def cpu_of(f):
     c = time.thread_time(); f(); return time.thread_time() - c
 
@@ -107,10 +115,11 @@ def main():
         # The same state, written both ways, alternating, in this (the main) thread.
         state = resume_mod.read_checkpoint(resume_mod.checkpoints(d/'async0'/'models')[0])
         state_mb = tensor_bytes(state) / 2**20
-        ours,plain = [],[]
+        ours,plain,durable = [],[],[]
         for i in range(2*reps + 1):
             ours.append(cpu_of(lambda: resume_mod.write_checkpoint(state, d/'ours.ckpt')))
             plain.append(cpu_of(lambda: torch.save(state, d/'plain.pth')))
+            durable.append(cpu_of(lambda: save_synced(state, d/'synced.pth')))
     asyncs = [t for _,_,t in fits['async']]
     waits = [w for t in asyncs for w in t.waits]; writes = [w for t in asyncs for w in t.writes]
     cpus = [c for t in asyncs for c in t.cpus]
@@ -125,6 +134,8 @@ def main():
              f"{med(plain):.2f} s = **{med(cpus)/med(plain):.2f}x** |",
              f"| the same write alone, in the main thread / plain `torch.save`, alternating | {med(ours):.2f} s / "
              f"{med(plain):.2f} s = **{med(ours)/med(plain):.2f}x** |",
+             f"| the same write alone / `torch.save` then fsync (durable, as a checkpoint must be) | {med(ours):.2f} s / "
+             f"{med(durable):.2f} s = **{med(ours)/med(durable):.2f}x** |",
              f"| fit, no checkpoints | {secs['none']:.1f} s |",
              f"| fit, background saves | {secs['async']:.1f} s = **{secs['async']/secs['none']:.2f}x** |",
              f"| fit, saves written in the loop (as before) | {secs['sync']:.1f} s = {secs['sync']/secs['none']:.2f}x |",
@@ -134,7 +145,10 @@ def main():
     publish('checkpoint_cost', "What checkpoints cost a 25M-parameter model (`bench/checkpoint_cost.py`)",
             "20 batches of 64, `Checkpoint(every_iters=5, every_epoch=False)` (4 saves and the fit's last), "
             "`torch.set_num_threads(1)`, fits alternating with and without checkpoints in one process. The loop waits "
-            "for the host copy into reused buffers (and, if the previous save has not landed, for it); the write "
+            "for the host copy into reused buffers of what the next batch may change (buffers, gradients, callbacks' "
+            "state), and, if the previous save has not landed, for it; the weights and the optimizer's state are copied "
+            "by the background thread while the next batch's forward and backward run, the optimizer step waiting for "
+            "that copy if it has not finished (counted in the wait). Then the write "
             "(`torch.save` streaming into the file with its per-record CRC-32s, fsync, rename, size/header/zip-directory "
             "check, pruning) runs on one background thread. The copy is bound by memory bandwidth, the write by the disk: "
             "the wait's fraction of the save is smaller the slower the disk. On 2 shared cores the write competes with "

@@ -91,15 +91,19 @@ def _buffer(pool, i, t):
         b = pool[i] = torch.empty(t.shape, dtype=t.dtype, pin_memory=pin)
     return b
 
-def snapshot(state, pool):
-    "A copy of `state` in host memory, the tensors in `pool`'s buffers (reused, grown as needed), the rest deep-copied"
-    n,cuda = [0],[False]
+def snapshot(state, pool, later=frozenset()):
+    """A copy of `state` in host memory, the tensors in `pool`'s buffers (reused, grown as needed), the rest deep-copied;
+    and the copies left to make: the CPU tensors whose `data_ptr` is in `later`, as (buffer, tensor) pairs"""
+    n,cuda,pending = [0],[False],[]
     def copy_(x):
         if isinstance(x, torch.Tensor):
             if x.layout is not torch.strided: return x.detach().to('cpu', copy=True).as_subclass(torch.Tensor)
             b = _buffer(pool, n[0], x); n[0] += 1
-            cuda[0] |= x.is_cuda
-            with torch.no_grad(): b.copy_(x.detach().as_subclass(torch.Tensor), non_blocking=x.is_cuda)
+            src = x.detach().as_subclass(torch.Tensor)
+            if not x.is_cuda and x.data_ptr() in later: pending.append((b, src))
+            else:
+                cuda[0] |= x.is_cuda
+                with torch.no_grad(): b.copy_(src, non_blocking=x.is_cuda)
             return b
         if isinstance(x, dict): return {k: copy_(v) for k,v in x.items()}
         if isinstance(x, (list, L)): return [copy_(v) for v in x]
@@ -108,12 +112,12 @@ def snapshot(state, pool):
     out = copy_(state)
     if cuda[0]: torch.cuda.synchronize()  # the copies from the GPU have landed before the writer reads them
     del pool[n[0]:]  # buffers of tensors the state no longer has
-    return out
+    return out,pending
 
 # %% ../nbs/05a_saving.ipynb #63173064
 class Saver:
     "Runs one save at a time on a background thread, from a host copy of the state"
-    def __init__(self, skip=False): self.skip,self.thread,self.error,self.pool = skip,None,None,[]
+    def __init__(self, skip=False): self.skip,self.thread,self.error,self.pool,self.copied = skip,None,None,[],None
     @property
     def busy(self): return self.thread is not None and self.thread.is_alive()
 
@@ -133,17 +137,28 @@ class Saver:
         self.wait()
         return True
 
-    def start(self, state, write):
-        "`write(copy)` in the background, of a host copy of `state` taken now"
+    def start(self, state, write, later=frozenset()):
+        """`write(copy)` in the background, of a host copy of `state` taken now; the CPU tensors in `later` (data
+        pointers) are copied first thing in the background instead: call `hold` before they may change"""
         assert self.thread is None, "call `ready` first: one save at a time"
-        host = snapshot(state, self.pool)
+        host,pending = snapshot(state, self.pool, later)
+        self.copied = copied = threading.Event()
         def run():
-            try: write(host)
+            try:
+                with torch.no_grad():
+                    for b,x in pending: b.copy_(x)
+                copied.set()
+                write(host)
             except BaseException as e:  # raised in the training thread at the next save or at the end of the fit
                 e.add_note("(raised by the checkpoint save running in the background)")
                 self.error = e
+            finally: copied.set()
         self.thread = threading.Thread(target=run, name='onecycle_ext checkpoint save')
         self.thread.start()
+
+    def hold(self):
+        "Wait until the tensors the save in flight copies in the background (`later`) are copied"
+        if self.copied is not None: self.copied.wait()
 
     def land(self):
         "Wait for the save in flight and free the buffers; a failed save is a warning (the fit stops on another error)"

@@ -182,14 +182,14 @@ def test_history_tensors_convert_only_new_items():
     assert t('iters', [0, 1, 2], torch.int64).tolist() == [0, 1, 2]
 
 def test_diverged_weights_are_not_saved(tmp_path):
-    "Weights that turn NaN do not push the good checkpoints out; fastai's TerminateOnNaNCallback then ends the fit"
+    "Weights that turn NaN or inf do not push the good checkpoints out; fastai's TerminateOnNaNCallback then ends the fit"
     from fastai.callback.tracker import TerminateOnNaNCallback
     from onecycle_ext.resume import read_checkpoint
     class Diverge(Callback):
         order = 99  # before Checkpoint
         def after_batch(self):
             if self.training and self.learn.train_iter >= 10:
-                with torch.no_grad(): self.learn.model[0].weight.fill_(float('nan'))
+                with torch.no_grad(): self.learn.model[0].weight[0, 0] = float('inf')  # one weight is enough
     learn = learner(tmp_path)
     with pytest.warns(UserWarning, match='not finite.*not saved'):
         learn.fit_one_cycle(4, 1e-2, cbs=[Checkpoint(every_iters=3), Diverge(), TerminateOnNaNCallback()])

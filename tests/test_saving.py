@@ -54,6 +54,34 @@ def test_training_goes_on_while_a_save_is_written(tmp_path, writer):
     assert [n for e,n in writer.log] == ['checkpoint-000000001.ckpt']*2 + ['checkpoint-000000002.ckpt']*2 + ['checkpoint-000000003.ckpt']*2
     assert read_checkpoint(checkpoints(tmp_path/'models')[0])['finished']  # the fit returned once its last save landed
 
+class Weights(Callback):
+    "The weights after each training batch, cloned"
+    order = 101
+    def before_fit(self): self.after = []
+    def after_batch(self):
+        if self.training: self.after.append({k: v.clone() for k,v in self.learn.model.state_dict().items()})
+
+def test_the_weights_are_copied_before_the_step_changes_them(tmp_path, monkeypatch):
+    """The weights and the optimizer's state are copied in the background (slowed down here): each checkpoint still
+    holds the weights of its batch, as the optimizer step waits for the copy, and the fit trains as without checkpoints"""
+    import onecycle_ext.saving as saving
+    real,deferred = saving.snapshot,[]
+    class Slow(list):
+        def __iter__(self): threading.Event().wait(0.2); return super().__iter__()
+    def snapshot(state, pool, later=frozenset()):
+        out,pending = real(state, pool, later)
+        deferred.append(len(pending))
+        return out,Slow(pending)
+    monkeypatch.setattr(saving, 'snapshot', snapshot)
+    plain,seen = learner(tmp_path/'plain'),Weights()
+    plain.fit(1, 1e-2)
+    learn = learner(tmp_path/'ck')
+    learn.fit(1, 1e-2, cbs=[Checkpoint(every_iters=2, every_epoch=False, keep=10), seen])  # 8 batches: saves after 2, 4, 6, 8, the end
+    assert deferred and all(n > 0 for n in deferred)  # the weights and the optimizer's state were left for the background
+    files = checkpoints(tmp_path/'ck'/'models')[::-1]
+    for i,f in zip((1, 3, 5, 7), files): assert_same(read_checkpoint(f)['model'], seen.after[i])
+    assert_same(learn.model.state_dict(), plain.model.state_dict())
+
 def test_a_save_waits_for_the_one_in_flight(tmp_path, writer):
     "Saves after every batch with a slow writer: never two at once, numbered in order, `keep` honoured, all verified"
     writer.hold = lambda path: threading.Event().wait(0.05)
