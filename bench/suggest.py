@@ -46,50 +46,60 @@ class Cache:
             e['curve'] = [list(map(float, res.lrs)), list(map(float, res.losses))]
         return e['curve']
 
-def regret(task, best, s):
-    "Points of accuracy below the grid's best, or % of validation loss above it (capped at 1000% when it diverges)"
-    if task.loss == 'mse': return min(100*(s - best)/best, 1000.) if np.isfinite(s) else 1000.
-    return 100*(best - s)
+def regret(task, ref, s):
+    "Points of accuracy below `ref`, or % of validation loss above it (capped at 1000% when it diverges)"
+    if task.loss == 'mse': return min(100*(s - ref)/ref, 1000.) if np.isfinite(s) else 1000.
+    return 100*(ref - s)
+
+def points(task, r):
+    "A regression's % of loss counts 1 point per 5% (the goal's equivalence)"
+    return np.asarray(r)/5 if task.loss == 'mse' else np.asarray(r)
 
 def suggest(func, curve, num_it=100):
     lrs,losses = suggestion_points(*curve, num_it)
     return float(func(torch.tensor(lrs), torch.tensor(losses), num_it)[0])
 
+class Result:
+    "One task's grid (seeds x rates) and, per function, its suggestion and score on each seed"
+    def __init__(self, task, grid): self.task,self.grid,self.funcs = task,np.asarray(grid, dtype=float),{}
+    def fixed_best(self):
+        "The score of the one grid rate that is best on average over the seeds: what a grid search would pick"
+        m = np.where(np.isfinite(self.grid), self.grid, np.inf if self.task.loss == 'mse' else 0).mean(0)
+        return m.min() if self.task.loss == 'mse' else m.max()
+    def regret(self, name, per_seed=False):
+        "Mean over seeds of the regret against the best fixed grid rate (`per_seed`: against each seed's own best rate)"
+        best = (self.grid.min(1) if self.task.loss == 'mse' else self.grid.max(1)) if per_seed else [self.fixed_best()]*len(self.grid)
+        return float(np.mean(points(self.task, [regret(self.task, b, v) for b,v in zip(best, self.funcs[name][1])])))
+
 def evaluate(cache, funcs, tasks, seeds, log=print):
-    "{task: {func name: (suggestions, regrets)}} plus each task's best grid score per seed"
+    "{task name: Result} for `funcs` on `tasks` and `seeds`"
     out = {}
     for task in tasks:
-        rows = {f.__name__ if hasattr(f, '__name__') else str(f): ([], []) for f in funcs}
-        for seed in seeds:
-            grid = [cache.fit(task, seed, lr) for lr in task.grid()]
-            best = min(grid) if task.loss == 'mse' else max(grid)
-            curve = cache.curve(task, seed)
-            for f,(suggs,regs) in zip(funcs, rows.values()):
-                lr = suggest(f, curve)
-                suggs.append(lr); regs.append(regret(task, best, cache.fit(task, seed, lr)))
-            log(f"{task.name} seed {seed}: best {best:.3f} at {task.grid()[int(np.argmin(grid) if task.loss == 'mse' else np.argmax(grid))]:.1e}; "
-                + ", ".join(f"{k} {s[-1]:.1e} ({r[-1]:+.1f})" for k,(s,r) in rows.items()))
-            cache.save()
-        out[task.name] = rows
+        res = out[task.name] = Result(task, [[cache.fit(task, seed, lr) for lr in task.grid()] for seed in seeds])
+        for f in funcs:
+            lrs = [suggest(f, cache.curve(task, seed)) for seed in seeds]
+            res.funcs[getattr(f, '__name__', str(f))] = (lrs, [cache.fit(task, seed, lr) for seed,lr in zip(seeds, lrs)])
+        cache.save()
+        log(f"{task.name}: " + ", ".join(f"{n} {res.regret(n):+.1f}" for n in res.funcs))
     return out
 
+def _desc(t):
+    opt = t.opt.func.__name__ if hasattr(t.opt, 'func') else t.opt.__name__
+    return f"{t.name}: {t.about}, {opt}, bs {t.bs}, {t.epochs} ep{', fine_tune' if t.fine_tune else ''}"
+
 def table(res, tasks, names, default):
-    "One row per task: the unit, then each function's mean regret (worst seed) and geometric-mean suggestion"
-    head = "| task | unit | " + " | ".join(f"{n}{' (default)' if n == default else ''}" for n in names) + " |"
-    lines = [head, "|---|---|" + "---|"*len(names)]
+    """One row per task: each function's regret in points against the best fixed grid rate, against each seed's best in
+    brackets, and its geometric-mean suggestion; then the mean, the worst task and the count of tasks worse than valley"""
+    head = "| task | " + " | ".join(f"{n}{' (default)' if n == default else ''}" for n in names) + " |"
+    lines = [head, "|---|" + "---|"*len(names)]
     for t in tasks:
-        cells = []
-        for n in names:
-            s,r = res[t.name][n]
-            cells.append(f"{np.mean(r):.1f} (worst {np.max(r):.1f}) at {np.exp(np.mean(np.log(s))):.0e}")
-        lines.append(f"| {t.name}: {t.about}, {t.opt.func.__name__ if hasattr(t.opt, 'func') else t.opt.__name__}, bs {t.bs}, "
-                     f"{t.epochs} ep{', fine_tune' if t.fine_tune else ''} | {t.unit} | " + " | ".join(cells) + " |")
-    # Summary in points: a regression's % of loss counts 1 point per 5% (the goal's equivalence).
-    def pts(t, r): return np.asarray(r)/5 if t.loss == 'mse' else np.asarray(r)
-    mean = {n: np.mean([np.mean(pts(t, res[t.name][n][1])) for t in tasks]) for n in names}
-    worst = {n: np.max([np.mean(pts(t, res[t.name][n][1])) for t in tasks]) for n in names}
-    lines.append("| **mean over tasks** | points | " + " | ".join(f"**{mean[n]:.1f}**" for n in names) + " |")
-    lines.append("| **worst task** | points | " + " | ".join(f"**{worst[n]:.1f}**" for n in names) + " |")
+        r = res[t.name]
+        lines.append(f"| {_desc(t)} | " + " | ".join(
+            f"{r.regret(n):.1f} ({r.regret(n, per_seed=True):.1f}) at {np.exp(np.mean(np.log(r.funcs[n][0]))):.0e}" for n in names) + " |")
+    per = {n: [res[t.name].regret(n) for t in tasks] for n in names}
+    lines.append("| **mean over tasks** | " + " | ".join(f"**{np.mean(per[n]):.1f}** ({np.mean([res[t.name].regret(n, True) for t in tasks]):.1f})" for n in names) + " |")
+    lines.append("| **worst task** | " + " | ".join(f"**{np.max(per[n]):.1f}**" for n in names) + " |")
+    lines.append("| **tasks > valley + 1** | " + " | ".join(f"{sum(a > v + 1 for a,v in zip(per[n], per['valley']))}" for n in names) + " |")
     return lines
 
 def default_name():
@@ -97,28 +107,38 @@ def default_name():
     f = inspect.signature(Learner.lr_find).parameters['suggest_funcs'].default
     return (f[0] if isinstance(f, tuple) else f).__name__
 
+GROUPS = (('fresh', "Fresh held-out set (the figures to read): defined and committed before any rule ran on it"),
+          ('seen', "The first held-out half: looked at while choosing the current default, so no longer held out"),
+          ('tuning', "Tuning half: rules were chosen on these"))
+
+def groups(quick=False):
+    "{group: (tasks, cache)}: the 16 tasks of suggest_tasks.py (tuning and seen) and the fresh ones of suggest_fresh.py"
+    from suggest_fresh import FRESH, CACHE as FRESH_CACHE
+    pick = lambda ts: [t for i,t in enumerate(ts) if not quick or i % 2 == 0]
+    cache,fresh = Cache(),Cache(FRESH_CACHE)
+    return {'fresh': (pick(FRESH), fresh), 'seen': (pick([t for t in TASKS if t.held_out]), cache),
+            'tuning': (pick([t for t in TASKS if not t.held_out]), cache)}
+
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument('--quick', action='store_true', help='2 seeds, 4 tasks of each half')
+    p.add_argument('--quick', action='store_true', help='2 seeds, every other task of each group')
     p.add_argument('--write', action='store_true', help='write the tables into bench/RESULTS.md')
     p.add_argument('--seeds', type=int, nargs='+', help='other seeds than the default 0..4')
     a = p.parse_args()
     torch.set_num_threads(1)
     seeds = a.seeds or ([0, 1] if a.quick else list(range(5)))
-    tasks = [t for i,t in enumerate(TASKS) if not a.quick or i % 2 == 0]
     start = time.time()
-    cache = Cache()
-    res = evaluate(cache, FUNCS, tasks, seeds)
-    names,default = [f.__name__ for f in FUNCS],default_name()
-    tune,held = [t for t in tasks if not t.held_out],[t for t in tasks if t.held_out]
-    lines = ["### Held out (the figures to read)", ""] + table(res, held, names, default)
-    lines += ["", "### Tuning half (rules were chosen on these)", ""] + table(res, tune, names, default)
+    names,default,lines = [f.__name__ for f in FUNCS],default_name(),[]
+    for (group,title),(tasks,cache) in zip(GROUPS, groups(a.quick).values()):
+        lines += [f"### {title}", ""] + table(evaluate(cache, FUNCS, tasks, seeds), tasks, names, default) + [""]
     publish('suggest', f"LR finder suggestions (`bench/suggest.py{' --quick' if a.quick else ''}`)",
             f"Each task's recipe at each grid rate (4 per decade) and at each suggestion, seeds {seeds}; "
-            f"{time.time()-start:.0f} s this run (fits read from bench/suggest_cache.json where there; about 12 min from an empty "
-            "cache on 2 shared cores). Cells: mean regret over seeds "
-            "(worst seed) at the geometric-mean suggestion. Goal for the default on the held-out half: mean at most "
-            "1 point (5% of loss), worst task at most 3, never more than 1 point worse than `valley` on a task.",
+            f"{time.time()-start:.0f} s this run (fits read from the caches where there; about 12 min per 8 tasks from an empty "
+            "cache on 2 shared cores). Cells: regret in points (accuracy points; for a regression 5% of validation loss = 1 point), "
+            "mean over seeds, against the one grid rate that is best on average over the seeds (what a grid search would pick); in "
+            "brackets against each seed's own best rate, which also counts the noise of a max over the grid (a floor no "
+            "single rate reaches); then the geometric-mean suggestion. Goal for the default on held-out tasks: mean at "
+            "most 1 point, worst task at most 3, never more than 1 point worse than `valley` on a task.",
             lines, a.write)
 
 if __name__ == '__main__': main()

@@ -1,4 +1,4 @@
-"""Beyond the curve, tried and not adopted: short 1cycle trials from the finder's starting point at candidate rates
+"""Beyond the curve, tried (in the previous round, on the first 16 tasks) and not adopted: short 1cycle trials from the finder's starting point at candidate rates
 around the curve's lowest point (lr_min x 10**DEC), keeping the best by validation loss. Run on the tuning half
 (n_it 50 and 100), then once on the held-out half (n_it 100). Trial results are cached in bench/suggest_trials_cache.json.
 
@@ -69,6 +69,6 @@ for n_it in ((100,) if held else (50, 100)):
 half = 'held-out' if held else 'tuning'
 publish(f'suggest_trials_{half}', f"Short trials instead of a curve rule, {half} half (`bench/suggest_trials.py{' --held-out' if held else ''}`)",
         "Each candidate trained for `n_it` batches of 1cycle from the finder's start, best validation loss kept, then the task's "
-        "recipe at that rate; seeds 0..4; regret as in `bench/suggest.py` (5% of loss = 1 point). Cost: one trial of 100 "
+        "recipe at that rate; seeds 0..4; regret against each seed's best grid rate (the bracketed figure of `bench/suggest.py`; 5% of loss = 1 point). Cost: one trial of 100 "
         "batches plus a validation pass is about one `lr_find`, so 3-5 candidates cost 3-5 `lr_find`s on top of the test.",
         lines, '--write' in sys.argv)
