@@ -190,7 +190,7 @@ def consensus(lrs, losses, num_it):
     return lr,(lr, float(np.interp(np.log(lr), np.log(lrs), losses)))
 
 # %% ../nbs/03_lr_finder.ipynb #abad8ef5
-def curve_warning(lrs, losses, num_it, min_points=20, min_fall=10.):
+def curve_warning(lrs, losses, num_it, min_points=20, min_fall=10., min_rel_fall=.01):
     "Why the suggestion points `lrs`, `losses` are too few or too noisy to suggest from, and what to change; None if they are not"
     lrs,losses = _curve(lrs, losses)
     if len(losses) < min_points:
@@ -201,6 +201,11 @@ def curve_warning(lrs, losses, num_it, min_points=20, min_fall=10.):
     if losses[0] - losses[low] < min_fall * noise:
         return (f"lr_find: the loss falls by {losses[0]-losses[low]:.3g}, less than {min_fall:g} times its batch-to-batch noise "
                 f"({noise:.3g}), so the suggestion is a guess: use a larger batch size or raise num_it (e.g. num_it={2*num_it})")
+    avg = _averaged(lrs, losses)
+    if avg[0] - avg.min() < min_rel_fall * abs(avg[0]):
+        return (f"lr_find: the loss falls by {100*(avg[0]-avg.min())/abs(avg[0]):.2g}% of its value over the whole test: no rate "
+                f"trained long enough to show where training works, so the suggestion is a guess. Fit at a rate either side of "
+                f"it, or run lr_find again with num_it={4*num_it} or a larger batch size")
 
 # %% ../nbs/03_lr_finder.ipynb #c8cacd09
 def suggestion_points(lrs, losses, num_it, skip_end=5):

@@ -9,20 +9,20 @@ import matplotlib.pyplot as plt
 from fastai.data.core import DataLoaders
 from fastai.data.load import DataLoader
 from fastai.learner import Learner
-from fastai.optimizer import Adam
+from fastai.optimizer import Adam, SGD
 from fastai.torch_core import set_seed
 import fastai.callback.schedule as fs
 from conftest import fastai_methods, synth
 from onecycle_ext import valley, slide, minimum, steep, descent, consensus, suggestion_points
 
-def mlp_learner(seed=0, n=320, bs=32, noise=False):
+def mlp_learner(seed=0, n=320, bs=32, noise=False, opt_func=Adam):
     "A small MLP on random data; with `noise`, labels that do not depend on the inputs"
     set_seed(seed)
     x = torch.randn(n, 8)
     y = torch.randint(0, 2, (n,)) if noise else (x[:, :2].sum(1) > 0).long()
     ds = list(zip(x, y))
     dls = DataLoaders(DataLoader(ds[:n*4//5], bs=bs, shuffle=True), DataLoader(ds[n*4//5:], bs=64))
-    learn = Learner(dls, nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 2)), loss_func=nn.CrossEntropyLoss(), opt_func=Adam)
+    learn = Learner(dls, nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 2)), loss_func=nn.CrossEntropyLoss(), opt_func=opt_func)
     learn.remove_cbs(learn.cbs.filter(lambda cb: type(cb).__name__ == 'ProgressCallback'))
     learn.logger = lambda *a, **k: None
     return learn
@@ -93,6 +93,12 @@ def test_warns_when_the_loss_never_falls_clearly():
     "Labels that do not depend on the inputs and a batch of 2: the loss only moves by its noise"
     with pytest.warns(UserWarning, match='larger batch size'): res = mlp_learner(noise=True, bs=2).lr_find(show_plot=False)
     assert math.isfinite(res.consensus) and res.consensus > 0
+
+def test_warns_when_the_loss_hardly_falls():
+    "Plain SGD on labels that do not depend on the inputs: 100 batches train nothing at any rate, and lr_find says so"
+    with pytest.warns(UserWarning, match=r'falls by .*% of its value over the whole test.*num_it=400'):
+        res = mlp_learner(noise=True, bs=64, n=2000, opt_func=SGD).lr_find(show_plot=False)
+    assert math.isfinite(res.consensus) and res.lrs[0] <= res.consensus <= res.lrs[-1]
 
 @pytest.mark.parametrize('seed', range(6))
 def test_synth_learner_suggestion_trains(seed):
