@@ -10,7 +10,7 @@ curves costs only the fits at new rates. Delete the cache after changing `lr_fin
 
     .venv/bin/python bench/suggest.py [--quick] [--seeds S ...] [--write]
 """
-import argparse, inspect, json, os, sys, time, warnings
+import argparse, json, os, sys, time, warnings
 os.environ.setdefault('MPLBACKEND', 'Agg')
 warnings.filterwarnings('ignore')
 import numpy as np
@@ -18,11 +18,11 @@ import torch
 sys.path.insert(0, os.path.dirname(__file__))
 from results import publish
 from suggest_tasks import TASKS, learner, score
-from fastai.learner import Learner
-from onecycle_ext import valley, slide, minimum, steep, descent, consensus, suggestion_points
+from onecycle_ext import valley, slide, minimum, steep, descent, consensus, suggestion_points, trial_rates, trial_losses, FLAT
+from onecycle_ext.lr_finder import Snapshot, _relative_fall
 
 CACHE = os.path.join(os.path.dirname(__file__), 'suggest_cache.json')
-FUNCS = (valley, slide, minimum, steep, descent, consensus)
+FUNCS = (valley, slide, minimum, steep, descent, consensus)  # read from the curve; the table adds lr_find_default
 
 class Cache:
     "Grid scores, lr_find curves and fits at other rates, per task and seed, kept on disk between runs"
@@ -45,6 +45,22 @@ class Cache:
             res = learner(task, seed).lr_find(show_plot=False, suggest_funcs=(valley,))
             e['curve'] = [list(map(float, res.lrs)), list(map(float, res.losses))]
         return e['curve']
+
+    def trials(self, task, seed):
+        "The validation losses of `lr_find`'s trials on the fresh learner, at `trial_rates` of its curve: (rates, losses)"
+        e = self.entry(task, seed)
+        if 'trials' not in e:
+            rates = trial_rates(suggestion_points(*self.curve(task, seed), 100)[0])
+            learn = learner(task, seed)
+            e['trials'] = [rates, trial_losses(learn, rates, 100, Snapshot(learn))]
+        return e['trials']
+
+def lr_find_default(cache, task, seed):
+    "What `lr_find()` returns on the fresh learner: `consensus`, or on a flat curve the best of its trials"
+    lrs,losses = suggestion_points(*cache.curve(task, seed), 100)
+    if _relative_fall(lrs, losses) >= FLAT: return float(consensus(lrs, losses, 100)[0])
+    rates,vl = cache.trials(task, seed)
+    return rates[int(np.argmin(vl))] if np.isfinite(min(vl)) else float(consensus(lrs, losses, 100)[0])
 
 def regret(task, ref, s):
     "Points of accuracy below `ref`, or % of validation loss above it (capped at 1000% when it diverges)"
@@ -77,7 +93,7 @@ def evaluate(cache, funcs, tasks, seeds, log=print):
     for task in tasks:
         res = out[task.name] = Result(task, [[cache.fit(task, seed, lr) for lr in task.grid()] for seed in seeds])
         for f in funcs:
-            lrs = [suggest(f, cache.curve(task, seed)) for seed in seeds]
+            lrs = [f(cache, task, seed) if f is lr_find_default else suggest(f, cache.curve(task, seed)) for seed in seeds]
             res.funcs[getattr(f, '__name__', str(f))] = (lrs, [cache.fit(task, seed, lr) for seed,lr in zip(seeds, lrs)])
         cache.save()
         log(f"{task.name}: " + ", ".join(f"{n} {res.regret(n):+.1f}" for n in res.funcs))
@@ -102,11 +118,6 @@ def table(res, tasks, names, default):
     lines.append("| **tasks > valley + 1** | " + " | ".join(f"{sum(a > v + 1 for a,v in zip(per[n], per['valley']))}" for n in names) + " |")
     return lines
 
-def default_name():
-    "The name of `lr_find`'s default suggestion"
-    f = inspect.signature(Learner.lr_find).parameters['suggest_funcs'].default
-    return (f[0] if isinstance(f, tuple) else f).__name__
-
 GROUPS = (('fresh', "Fresh held-out set (the figures to read): defined and committed before any rule ran on it"),
           ('seen', "The first held-out half: looked at while choosing the current default, so no longer held out"),
           ('tuning', "Tuning half: rules were chosen on these"))
@@ -128,9 +139,10 @@ def main():
     torch.set_num_threads(1)
     seeds = a.seeds or ([0, 1] if a.quick else list(range(5)))
     start = time.time()
-    names,default,lines = [f.__name__ for f in FUNCS],default_name(),[]
+    funcs = FUNCS + (lr_find_default,)
+    names,lines = [f.__name__ for f in funcs],[]
     for (group,title),(tasks,cache) in zip(GROUPS, groups(a.quick).values()):
-        lines += [f"### {title}", ""] + table(evaluate(cache, FUNCS, tasks, seeds), tasks, names, default) + [""]
+        lines += [f"### {title}", ""] + table(evaluate(cache, funcs, tasks, seeds), tasks, names, 'lr_find_default') + [""]
     publish('suggest', f"LR finder suggestions (`bench/suggest.py{' --quick' if a.quick else ''}`)",
             f"Each task's recipe at each grid rate (4 per decade) and at each suggestion, seeds {seeds}; "
             f"{time.time()-start:.0f} s this run (fits read from the caches where there; about 12 min per 8 tasks from an empty "

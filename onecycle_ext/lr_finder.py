@@ -17,8 +17,8 @@ from .fit import *
 from .process import _rng_state, _set_rng_state, _distributed, _world_size, collective_device
 
 # %% auto #0
-__all__ = ['Snapshot', 'LRFinder', 'valley', 'slide', 'minimum', 'steep', 'descent', 'consensus', 'curve_warning',
-           'suggestion_points', 'suggested_lrs']
+__all__ = ['FLAT', 'Snapshot', 'LRFinder', 'valley', 'slide', 'minimum', 'steep', 'descent', 'consensus', 'curve_warning',
+           'TrialScheduler', 'trial_rates', 'trial_losses', 'suggestion_points', 'suggested_lrs']
 
 # %% ../nbs/03_lr_finder.ipynb #a927743c
 def _clone(x):
@@ -41,7 +41,7 @@ class Snapshot:
         self.opt = None if learn.opt is None else (learn.opt, _clone(learn.opt.state_dict()))
         # Callbacks keep state (the recorder's history, above all); shared objects stay shared.
         keep = {id(o): o for o in (learn, learn.model, learn.dls, learn.opt)}
-        self.cbs = [(cb, _copy_state(cb.__dict__, keep)) for cb in learn.cbs]
+        self.keep,self.cbs = keep,[(cb, _copy_state(cb.__dict__, keep)) for cb in learn.cbs]
         self.rngs = _rng_state()
         self.dl_rngs = [(dl, dl.rng, dl.rng.getstate()) for dl in learn.dls.loaders if isinstance(getattr(dl, 'rng', None), random.Random)]
 
@@ -51,7 +51,7 @@ class Snapshot:
         for m,training in self.modes: m.training = training
         for p,g in self.grads: p.grad = g
         if self.opt is not None: self.opt[0].load_state_dict(_clone(self.opt[1]))
-        for cb,state in self.cbs: cb.__dict__.clear(); cb.__dict__.update(state)
+        for cb,state in self.cbs: cb.__dict__.clear(); cb.__dict__.update(_copy_state(state, self.keep))  # restorable again
         _set_rng_state(self.rngs)
         for dl,rng,state in self.dl_rngs: rng.setstate(state); dl.rng = rng
         learn.__dict__.clear(); learn.__dict__.update(self.attrs)
@@ -190,7 +190,14 @@ def consensus(lrs, losses, num_it):
     return lr,(lr, float(np.interp(np.log(lr), np.log(lrs), losses)))
 
 # %% ../nbs/03_lr_finder.ipynb #abad8ef5
-def curve_warning(lrs, losses, num_it, min_points=20, min_fall=10., min_rel_fall=.01):
+FLAT = .01  # a range test whose loss falls by less than this fraction of its value trained nothing at any rate
+
+def _relative_fall(lrs, losses):
+    "How much the loss falls over the test, as a fraction of its first value, on the curve averaged as `consensus` reads it"
+    avg = _averaged(*_curve(lrs, losses))
+    return (avg[0] - avg.min()) / abs(avg[0])
+
+def curve_warning(lrs, losses, num_it, min_points=20, min_fall=10., min_rel_fall=FLAT):
     "Why the suggestion points `lrs`, `losses` are too few or too noisy to suggest from, and what to change; None if they are not"
     lrs,losses = _curve(lrs, losses)
     if len(losses) < min_points:
@@ -201,11 +208,37 @@ def curve_warning(lrs, losses, num_it, min_points=20, min_fall=10., min_rel_fall
     if losses[0] - losses[low] < min_fall * noise:
         return (f"lr_find: the loss falls by {losses[0]-losses[low]:.3g}, less than {min_fall:g} times its batch-to-batch noise "
                 f"({noise:.3g}), so the suggestion is a guess: use a larger batch size or raise num_it (e.g. num_it={2*num_it})")
-    avg = _averaged(lrs, losses)
-    if avg[0] - avg.min() < min_rel_fall * abs(avg[0]):
-        return (f"lr_find: the loss falls by {100*(avg[0]-avg.min())/abs(avg[0]):.2g}% of its value over the whole test: no rate "
-                f"trained long enough to show where training works, so the suggestion is a guess. Fit at a rate either side of "
+    if (fall := _relative_fall(lrs, losses)) < min_rel_fall:
+        return (f"lr_find: the loss falls by {100*fall:.2g}% of its value over the whole test: no rate trained long enough to "
+                f"show where training works, so a suggestion read from the curve is a guess. Fit at a rate either side of "
                 f"it, or run lr_find again with num_it={4*num_it} or a larger batch size")
+
+# %% ../nbs/03_lr_finder.ipynb #e4350b4a
+class TrialScheduler(OneCycleScheduler):
+    "1cycle to `lr` over `n_it` training batches, across epochs, then stop without validating: one trial of `lr_find`"
+    def __init__(self, lr, n_it): super().__init__(lr); self.n_it = n_it
+    def run_epochs(self, n_epoch): return n_epoch
+    def positions(self, epoch, n_iter, tot): return [min((epoch*n_iter + i) / self.n_it, 1.) for i in range(n_iter)]
+    def after_batch(self):
+        if not math.isfinite(float(self.learn.smooth_loss)) or self.learn.train_iter >= self.n_it: raise CancelFitException()
+    def before_validate(self): raise CancelValidException()
+
+def trial_rates(lrs):
+    "Where trials look when the curve is flat: half a decade to two decades below the last rate the test reached"
+    return [float(lrs[-1]) * 10**(-k/2) for k in range(1, 5)]
+
+def trial_losses(learn, rates, n_it, snapshot):
+    "The validation loss after `n_it` batches of 1cycle at each of `rates` (inf if it diverged), each from `snapshot`'s state"
+    per_epoch = max(1, len(learn.dls.train) // _world_size(learn))
+    out = []
+    for lr in rates:
+        snapshot.restore()
+        with learn.no_logging():
+            learn.fit(math.ceil(n_it / per_epoch), cbs=TrialScheduler(lr, n_it))
+            loss = float(learn.validate()[0]) if math.isfinite(float(learn.smooth_loss)) else math.inf
+        if _distributed(learn): loss = _mean_over_ranks(loss)  # every rank picks the same rate
+        out.append(loss if math.isfinite(loss) else math.inf)
+    return out
 
 # %% ../nbs/03_lr_finder.ipynb #c8cacd09
 def suggestion_points(lrs, losses, num_it, skip_end=5):
@@ -232,8 +265,10 @@ def suggested_lrs(names, values, lrs, losses, points, others=None):
     return res
 
 @patch
-def lr_find(self:Learner, start_lr=1e-7, end_lr=10, num_it=100, stop_div=True, show_plot=True, suggest_funcs=(consensus,)):
-    "Run an LR range test and return `SuggestedLRs`, leaving the learner as it was but for the recorder's `range_test`"
+def lr_find(self:Learner, start_lr=1e-7, end_lr=10, num_it=100, stop_div=True, show_plot=True, suggest_funcs=(consensus,), trials=True):
+    """Run an LR range test and return `SuggestedLRs`, leaving the learner as it was but for the recorder's `range_test`.
+    With `trials`, a test whose loss hardly falls (by less than `FLAT`) is followed by 4 short 1cycle trials below where it
+    ended, and `consensus` is the one with the lowest validation loss"""
     cb = LRFinder(start_lr=start_lr, end_lr=end_lr, num_it=num_it, stop_div=stop_div)
     funcs = tuple(suggest_funcs) if isinstance(suggest_funcs, (list, tuple)) else (suggest_funcs,)
     if not funcs or not all(callable(f) for f in funcs):
@@ -248,8 +283,20 @@ def lr_find(self:Learner, start_lr=1e-7, end_lr=10, num_it=100, stop_div=True, s
         t_lrs,t_losses = map(torch.tensor, suggestion_points(*curve, num_it))
         found = [f(t_lrs, t_losses, num_it) for f in funcs]
         others = {_name(f): f(t_lrs, t_losses, num_it)[0] for f in _EVERY}
+        msg = curve_warning(t_lrs, t_losses, num_it)
+        if trials and _relative_fall(t_lrs, t_losses) < FLAT:
+            # No rule can read a flat curve (bench/suggest.py: the default then lands tens of points off); trials can.
+            rates = trial_rates(t_lrs)
+            losses = trial_losses(self, rates, num_it, cb.snapshot)
+            if math.isfinite(best := min(losses)):
+                lr = rates[losses.index(best)]
+                l,s = _curve(t_lrs, t_losses)
+                found = [(lr, (lr, float(np.interp(np.log(lr), np.log(l), s)))) if f is consensus else r for f,r in zip(funcs, found)]
+                others['consensus'] = lr
+                msg = (f"lr_find: the loss falls by {100*_relative_fall(t_lrs, t_losses):.2g}% of its value over the whole test, "
+                       f"so no rule can read it: `consensus` is instead the best of {len(rates)} trials of {num_it} batches of 1cycle at "
+                       f"{', '.join(f'{r:.1e}' for r in rates)} (validation loss {', '.join(f'{l:.3g}' for l in losses)}): {lr:.1e}")
     finally: cb.snapshot.restore()
-    msg = curve_warning(t_lrs, t_losses, num_it)
     if msg: warnings.warn(msg, stacklevel=2)
     res = suggested_lrs([_name(f) for f in funcs], [s for s,_ in found], *curve, [p for _,p in found], others)
     # The range test stays readable on the recorder until the next fit replaces its `lrs` (see `Recorder.plot_lr_find`).

@@ -150,12 +150,12 @@ def checkpointed(root, resume=False, kill=None, who='all', kill_rank=0, every=2)
             'values': _plain(learn.recorder.values), 'losses': [float(l) for l in learn.recorder.losses]}
 
 def range_tests(root, num_it=40):
-    """`lr_find` under `distrib_ctx`, to the end and stopped by a diverging loss (end_lr=1e4), each rank seeding its own
-    dropout: its curve and suggestion, and whether the learner, the random state and the folder are as before"""
+    """`lr_find` under `distrib_ctx`, to the end, stopped by a diverging loss (end_lr=1e4), and flat (end_lr=1e-6: trials),
+    each rank seeding its own dropout: its curve and suggestion, and whether the learner, the random state and the folder are as before"""
     learn = learner(path=Path(root)/f'rank{rank_distrib()}')
     torch.manual_seed(1000 + rank_distrib())
     res = {}
-    for name,end_lr in (('whole', 10), ('diverged', 1e4)):
+    for name,end_lr in (('whole', 10), ('diverged', 1e4), ('flat', 1e-6)):  # flat: no rate trains, so lr_find runs its trials
         weights,rng = {k: v.clone() for k,v in learn.model.state_dict().items()},torch.get_rng_state()
         with learn.distrib_ctx(): found = learn.lr_find(num_it=num_it, end_lr=end_lr, show_plot=False)
         res[name] = {'lrs': [float(v) for v in found.lrs], 'losses': [float(v) for v in found.losses], 'suggestion': float(found[0]),

@@ -8,6 +8,7 @@ import pytest
 import torch
 from conftest import fastai_methods  # noqa: F401  (fastai's methods captured before onecycle_ext patches them)
 import ddp_job
+from onecycle_ext import suggestion_points, trial_rates
 
 JOB = Path(__file__).parent/'ddp_job.py'
 
@@ -184,9 +185,10 @@ def test_checkpoint_of_another_number_of_processes_is_refused(launched, tmp_path
 
 # The LR finder under DDP: the ranks decide together on the mean of their losses.
 
-@pytest.mark.parametrize('case', ['whole', 'diverged'])
+@pytest.mark.parametrize('case', ['whole', 'diverged', 'flat'])
 def test_lr_find_gives_every_rank_the_same_curve_and_leaves_no_trace(launched, case):
     a,b = (r[case] for r in launched['range_tests'])
     assert a['lrs'] == b['lrs'] and a['losses'] == b['losses'] and a['suggestion'] == b['suggestion']
-    assert len(a['lrs']) == 40 if case == 'whole' else 2 <= len(a['lrs']) < 40  # all num_it batches, though a rank runs 3 an epoch
+    assert len(a['lrs']) == 40 if case != 'diverged' else 2 <= len(a['lrs']) < 40  # all num_it batches, though a rank runs 3 an epoch
+    if case == 'flat': assert a['suggestion'] in trial_rates(suggestion_points(a['lrs'], a['losses'], 40)[0])  # the ranks' trials agreed
     assert a['untouched'] and b['untouched'] and a['files'] == b['files'] == []

@@ -7,13 +7,14 @@ from torch import nn
 from fastai.data.core import DataLoaders
 from fastai.data.load import DataLoader
 from fastai.learner import Learner
-from fastai.optimizer import Adam
+from fastai.optimizer import Adam, SGD
 from fastai.callback.core import Callback
 from fastai.callback.training import GradientAccumulation
 from fastai.torch_core import set_seed
 import fastai.callback.schedule as fs
 from conftest import FASTAI, fastai_methods, synth
-from onecycle_ext import LRFinder, valley, slide, minimum, steep, descent, suggestion_points
+from onecycle_ext import LRFinder, Checkpoint, valley, slide, minimum, steep, descent, suggestion_points, trial_rates, trial_losses
+from onecycle_ext.lr_finder import Snapshot
 
 def mlp_learner(path, seed=0, n_groups=1):
     "A small MLP with dropout on shuffled random data: random streams matter to its training"
@@ -200,3 +201,34 @@ def test_numbers_as_torch_takes_them():
     a,b = LRFinder(start_lr=start, end_lr=np.float64(1.)),LRFinder(start_lr=float(start), end_lr=1.)
     va,vb = a.make_scheds(1, 10)['lr'](0.5),b.make_scheds(1, 10)['lr'](0.5)
     assert type(va) is float and va == vb
+
+def xor_learner(path, seed=0, cbs=()):
+    "Plain SGD on XOR from small tanh weights: 100 batches of a range test train nothing, a few epochs at a rate near 1 do"
+    set_seed(seed)
+    x = torch.randn(2000, 2); y = ((x[:, 0] * x[:, 1]) > 0).long()
+    ds = list(zip(x, y))
+    dls = DataLoaders(DataLoader(ds[:1600], bs=64, shuffle=True), DataLoader(ds[1600:], bs=256))
+    model = nn.Sequential(nn.Linear(2, 32), nn.Tanh(), nn.Linear(32, 32), nn.Tanh(), nn.Linear(32, 2))
+    with torch.no_grad():
+        for p in model.parameters(): p.mul_(.5)
+    learn = Learner(dls, model, loss_func=nn.CrossEntropyLoss(), opt_func=SGD, path=path, cbs=list(cbs))
+    learn.remove_cbs(learn.cbs.filter(lambda cb: type(cb).__name__ == 'ProgressCallback'))
+    learn.logger = lambda *a, **k: None
+    return learn
+
+def test_a_flat_range_test_is_followed_by_trials_that_leave_no_trace(tmp_path):
+    """The range test is flat: `consensus` is the trial with the lowest validation loss, which trains where the curve's
+    own reading does not; the trials, like the test, leave the learner as it was, even with a Checkpoint attached"""
+    learn = xor_learner(tmp_path, cbs=[Checkpoint(every_iters=5)])
+    before = state(learn)
+    with pytest.warns(UserWarning, match=r'best of 4 trials of 100 batches'): res = learn.lr_find(show_plot=False)
+    assert_same_state(before, state(learn))
+    rates = trial_rates(suggestion_points(res.lrs, res.losses, 100)[0])
+    again = xor_learner(tmp_path)
+    losses = trial_losses(again, rates, 100, Snapshot(again))
+    assert res.consensus == rates[int(np.argmin(losses))]
+    with pytest.warns(UserWarning, match='is a guess'): curve_only = xor_learner(tmp_path).lr_find(show_plot=False, trials=False)
+    def fitted(lr):
+        l = xor_learner(tmp_path); l.fit_one_cycle(3, lr)
+        return float(l.recorder.values[-1][0]), float(l.recorder.values[-1][1])  # training, validation loss
+    assert fitted(res.consensus)[1] < fitted(curve_only.consensus)[1] - 0.005

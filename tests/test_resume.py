@@ -341,3 +341,12 @@ def test_resume_starts_at_its_batch_without_loading_the_ones_before(tmp_path):
     resumed,loads = run(tmp_path/'b', resume=True)
     assert_same(resumed, whole)
     assert loads == (32 - 12) * 32  # the newest checkpoint is after batch 12 of 32: only the 20 batches after it load
+
+def test_validate_outside_a_fit_saves_nothing(tmp_path):
+    "A Checkpoint kept in `learn.cbs`: `learn.validate()` after a fit stopped by an error runs `after_epoch` too, and saves nothing"
+    learn = learner(tmp_path)
+    learn.add_cb(Checkpoint())
+    with pytest.raises(RuntimeError, match='boom'): learn.fit_one_cycle(4, 1e-2, cbs=Boom(13))
+    files = {p.name: p.read_bytes() for p in (tmp_path/'models').iterdir()}
+    learn.validate()
+    assert {p.name: p.read_bytes() for p in (tmp_path/'models').iterdir()} == files

@@ -91,13 +91,13 @@ def test_warns_on_a_short_curve_and_still_suggests():
 
 def test_warns_when_the_loss_never_falls_clearly():
     "Labels that do not depend on the inputs and a batch of 2: the loss only moves by its noise"
-    with pytest.warns(UserWarning, match='larger batch size'): res = mlp_learner(noise=True, bs=2).lr_find(show_plot=False)
+    with pytest.warns(UserWarning, match='larger batch size'): res = mlp_learner(noise=True, bs=2).lr_find(show_plot=False, trials=False)
     assert math.isfinite(res.consensus) and res.consensus > 0
 
 def test_warns_when_the_loss_hardly_falls():
-    "Plain SGD on labels that do not depend on the inputs: 100 batches train nothing at any rate, and lr_find says so"
+    "Plain SGD on labels that do not depend on the inputs: 100 batches train nothing at any rate, and lr_find says so (trials off)"
     with pytest.warns(UserWarning, match=r'falls by .*% of its value over the whole test.*num_it=400'):
-        res = mlp_learner(noise=True, bs=64, n=2000, opt_func=SGD).lr_find(show_plot=False)
+        res = mlp_learner(noise=True, bs=64, n=2000, opt_func=SGD).lr_find(show_plot=False, trials=False)
     assert math.isfinite(res.consensus) and res.lrs[0] <= res.consensus <= res.lrs[-1]
 
 @pytest.mark.parametrize('seed', range(6))
