@@ -27,7 +27,7 @@ def _seeded_worker(init, first, worker_id):
     dl,seed = info.dataset.d,info.seed - worker_id  # torch seeds worker w with the epoch's seed + w
     sample = dl.sample
     def seeded():
-        # fastai deals the batches out in turn: this worker's n-th index is in its batch n//bs, the epoch's offs + that*num_workers
+        # fastai deals the batches out in turn: this worker's n-th index is in the epoch's batch offs + n//bs*num_workers
         for n,s in enumerate(sample()):
             if n % dl.bs == 0: set_seed(_batch_seed(seed, first + dl.offs + n//dl.bs*dl.num_workers))
             yield s

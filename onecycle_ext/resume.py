@@ -258,8 +258,8 @@ class Resumer(Callback):
             if isinstance(cb, ParamScheduler): cb.replay(cb.done_from, ck['epoch'], ck['iter'])
         if ck['grads'] is not None:
             for p,g in zip(learn.model.parameters(), ck['grads']): p.grad = g
-        # fastai's `TfmdDL` makes a batch here, in this process, the first time it is asked how many inputs a batch has
-        # (at a learner's first batch): asked now, before the epoch's random states are put back, its draws change nothing.
+        # fastai's `TfmdDL` makes a batch by itself, in this process, the first time it is asked how many inputs a batch
+        # has (at a learner's first batch): asked here, before the epoch's random states are put back, its draws change nothing.
         getattr(learn.dls, 'n_inp', None)
         learn.train_iter,learn.pct_train,learn.resume_state = ck['train_iter'],ck['pct_train'],ck
 
