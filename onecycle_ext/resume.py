@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_resume.ipynb #0002d928
 from __future__ import annotations
-import functools, re, warnings
+import contextlib, functools, re, warnings
 from pathlib import Path
 import torch
 from fastcore.basics import patch
@@ -15,6 +15,7 @@ from fastai.callback.progress import CSVLogger
 from .scheduler import *
 from .saving import *
 from .process import *
+from .batches import _batch_seeds, _seeds_per_batch, _start_at
 from .process import _rng_state, _set_rng_state, _device, _unwrapped, _rng_of, _distributed, _rank, _world_size, _to
 
 # %% auto #0
@@ -40,11 +41,13 @@ def _stable(o):
 def run_identity(learn, n_epoch, lr, wd, cbs):
     "What must match between a checkpoint and the fit that resumes it"
     scheds = [cb for cb in list(cbs) + list(learn.cbs) if isinstance(cb, ParamScheduler)]
-    return {'checkpoint format': 5, 'processes': _world_size(learn), 'n_epoch': n_epoch, 'batches per epoch': len(learn.dls.train),
+    return {'checkpoint format': 6, 'processes': _world_size(learn), 'n_epoch': n_epoch, 'batches per epoch': len(learn.dls.train),
             'lr': _stable(learn.lr if lr is None else lr), 'wd': _stable(learn.wd if wd is None else wd),
             'optimizer': _stable(learn.opt_func),
             'model': repr([(k, tuple(v.shape)) for k,v in _unwrapped(learn.model).state_dict().items()]),
-            'schedule': repr([(type(cb).__name__, cb.settings()) for cb in scheds])}
+            'schedule': repr([(type(cb).__name__, cb.settings()) for cb in scheds]),
+            # Items loaded in worker processes are seeded per batch, in this process they draw from its streams.
+            'items seeded per batch': _seeds_per_batch(learn.dls.train)}
 
 class _Tensors:
     "Tensor copies of the recorder's lists, which only grow: each call converts only what was appended since the last"
@@ -270,6 +273,9 @@ class Resumer(Callback):
             if isinstance(cb, ParamScheduler): cb.replay(cb.done_from, ck['epoch'], ck['iter'])
         if ck['grads'] is not None:
             for p,g in zip(learn.model.parameters(), ck['grads']): p.grad = g
+        # fastai's `TfmdDL` makes a batch by itself, in this process, the first time it is asked how many inputs a batch
+        # has (at a learner's first batch): asked here, before the epoch's random states are put back, its draws change nothing.
+        getattr(learn.dls, 'n_inp', None)
         learn.train_iter,learn.pct_train,learn.resume_state = ck['train_iter'],ck['pct_train'],ck
 
 def begin_epoch(learn):
@@ -291,21 +297,6 @@ def end_fit(learn):
         if isinstance(getattr(cb, 'saver', None), Saver): cb.saver.land()
     for a in _PER_FIT: learn.__dict__.pop(a, None)
 
-def _start_at(dl, k, rng):
-    """Make `dl`'s next epoch start at its batch `k` without loading the batches before: they are cut from the epoch's
-    shuffled indices, and the random states `rng` are put back as the first item loads. Only for a fastai loader
-    without worker processes, whose items draw from this process's streams; False for any other"""
-    if getattr(getattr(dl, 'fake_l', None), 'num_workers', None) != 0 or not getattr(dl, 'bs', None): return False
-    def get_idxs():
-        del dl.get_idxs  # once: the next epochs shuffle as usual
-        idxs = list(dl.get_idxs())[k*dl.bs:]
-        def pulled():  # after the iterator has started (and drawn what it draws), as in the run that was not stopped
-            _set_rng_state(rng)
-            yield from idxs
-        return pulled()
-    dl.get_idxs = get_idxs
-    return True
-
 @patch
 def all_batches(self:Learner):
     "fastai's loop over `self.dl`, which a resumed fit starts mid-epoch: at its batch, or drawing the batches before"
@@ -313,13 +304,17 @@ def all_batches(self:Learner):
     ck = getattr(self, 'resume_state', None) if self.training else None
     if ck is not None: self.resume_state = None
     skip = ck['iter'] if ck is not None else 0
-    for i,b in enumerate(self.dl, skip if skip and _start_at(self.dl, skip, ck['rng']) else 0):
-        if i < skip:
-            # A loader with workers draws the batches before the checkpoint (their random streams live in the workers)
-            # without training them; the random states are put back just before the first batch to train is drawn.
-            if i == skip - 1: _set_rng_state(ck['rng'])
-            continue
-        self.one_batch(i, b)
+    first = skip if skip and _start_at(self.dl, skip, ck['rng']) else 0
+    # A fit that saves checkpoints, or resumes one, seeds each training batch its loader's workers load.
+    seeded = self.training and any(isinstance(cb, (Checkpoint, Resumer)) for cb in self.cbs)
+    with _batch_seeds(self.dl, first) if seeded else contextlib.nullcontext():
+        for i,b in enumerate(self.dl, first):
+            if i < skip:
+                # A loader that is not a fastai one of indexed items draws the batches before the checkpoint without training
+                # them; the random states are put back just before the first batch to train is drawn.
+                if i == skip - 1: _set_rng_state(ck['rng'])
+                continue
+            self.one_batch(i, b)
 
 _fastai_export = Learner.export
 

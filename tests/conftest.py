@@ -8,7 +8,7 @@ import pytest
 import fastai.callback.schedule as fastai_schedule
 from fastai.learner import Learner
 
-_NAMES = ['fit', '_do_fit', 'fit_one_cycle', 'fit_flat_cos', 'fit_sgdr', 'fine_tune', 'lr_find']
+_NAMES = ['fit', '_do_fit', 'all_batches', 'fit_one_cycle', 'fit_flat_cos', 'fit_sgdr', 'fine_tune', 'lr_find']
 FASTAI = {n: getattr(Learner, n) for n in _NAMES}
 
 import onecycle_ext  # noqa: E402  (applies the patches)

@@ -24,15 +24,18 @@ FASTAI_LEN = DistributedDL.__len__  # fastai's in the launched job, which import
 from conftest import fastai_methods  # captures fastai's fit methods, then imports onecycle_ext
 from onecycle_ext import Checkpoint, OneCycleScheduler, PartialOneCycleScheduler
 from onecycle_ext.saving import _plain
+from resume_job import Noisy
 
 N_TRAIN,N_VALID,BS = 112,40,16  # 7 batches, dropping the last partial one: 3 per rank on 2 ranks (fastai says 4)
 
-def learner(n_train=N_TRAIN, path=None, batchnorm=False):
-    "A model with dropout (and BatchNorm) in 2 parameter groups, Adam with weight decay, shuffled training data; the same on every rank"
+def learner(n_train=N_TRAIN, path=None, batchnorm=False, workers=0):
+    """A model with dropout (and BatchNorm) in 2 parameter groups, Adam with weight decay, shuffled training data; the same on
+    every rank. With `workers`, the loaders' worker processes load the items with noise (resume_job's `Noisy`, counting)"""
     set_seed(0)
     x = torch.randn(n_train + N_VALID, 8); y = (x[:, :2].sum(1) > 0).long()
-    ds = list(zip(x, y))
-    dls = DataLoaders(DataLoader(ds[:n_train], bs=BS, shuffle=True, drop_last=True), DataLoader(ds[n_train:], bs=BS))
+    ds = Noisy if workers else lambda x,y: list(zip(x, y))
+    dls = DataLoaders(DataLoader(ds(x[:n_train], y[:n_train]), bs=BS, shuffle=True, drop_last=True, num_workers=workers),
+                      DataLoader(ds(x[n_train:], y[n_train:]), bs=BS, num_workers=workers))
     model = nn.Sequential(nn.Linear(8, 32), *([nn.BatchNorm1d(32)] if batchnorm else []), nn.ReLU(), nn.Dropout(0.3), nn.Linear(32, 2))
     learn = Learner(dls, model, loss_func=nn.CrossEntropyLoss(), opt_func=partial(Adam, wd=0.01), path=path or '.',
                     splitter=lambda m: [list(m[0].parameters()), list(m[-1].parameters())])
@@ -139,15 +142,17 @@ class KillAt(Callback):
                 if proc.pid != os.getpid(): proc.kill()
         os.kill(os.getpid(), signal.SIGKILL)
 
-def checkpointed(root, resume=False, kill=None, who='all', kill_rank=0, every=2):
+def checkpointed(root, resume=False, kill=None, who='all', kill_rank=0, every=2, workers=0):
     """`fit_one_cycle(3)` with `Checkpoint(every_iters=every)` in `root/rank<r>` (each rank its own folder, as on
-    separate machines: only rank 0's holds checkpoints), killed after `kill` batches, or resumed"""
-    learn = learner(path=Path(root)/f'rank{rank_distrib()}')
+    separate machines: only rank 0's holds checkpoints), killed after `kill` batches, or resumed; with `workers`, the
+    items this rank's training loader loaded are counted"""
+    learn = learner(path=Path(root)/f'rank{rank_distrib()}', workers=workers)
     count = KillAt(kill, who, kill_rank)
     torch.manual_seed(1000 + rank_distrib())
     with learn.distrib_ctx(): learn.fit_one_cycle(3, 1e-2, cbs=[Checkpoint(every_iters=every, keep=2), count], resume=resume)
     return {'root': str(root), 'model': learn.model.state_dict(), 'opt': _plain(learn.opt.state_dict()), 'trained': count.trained[0],
-            'values': _plain(learn.recorder.values), 'losses': [float(l) for l in learn.recorder.losses]}
+            'values': _plain(learn.recorder.values), 'losses': [float(l) for l in learn.recorder.losses],
+            'loads': learn.dls.train.dataset.loads.value if workers else None}
 
 def range_tests(root, num_it=40):
     """`lr_find` under `distrib_ctx`, to the end, stopped by a diverging loss (end_lr=1e4), and flat (end_lr=1e-6: trials),
@@ -165,7 +170,8 @@ def range_tests(root, num_it=40):
                      'files': sorted(str(p) for p in Path(root).rglob('*') if p.is_file())}
     return res
 
-MODES = {'schedules': schedules, 'contexts': contexts, 'batchnorm': batchnorm, 'checkpointed': checkpointed, 'range_tests': range_tests}
+MODES = {'schedules': schedules, 'contexts': contexts, 'batchnorm': batchnorm, 'checkpointed': checkpointed,
+         'checkpointed_workers': checkpointed, 'range_tests': range_tests}
 
 def main(out, modes, args):
     torch.set_num_threads(1)

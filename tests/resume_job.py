@@ -9,7 +9,7 @@ state, `recorder.values`, the CSV logs and how many batches this process trained
 after K training batches (`batch:K`), during the K-th validation batch (`valid:K`) or in the middle of the K-th
 checkpoint write (`write:K`: its temporary file written, not yet renamed, on the background thread while training
 goes on), after writing how many batches it had trained to FOLDER/killed_at.txt."""
-import argparse, os, random, signal, sys, threading, traceback, warnings
+import argparse, multiprocessing, os, random, signal, sys, threading, traceback, warnings
 from functools import partial
 from pathlib import Path
 warnings.filterwarnings('ignore')
@@ -22,7 +22,7 @@ from fastai.callback.mixup import CutMix, MixUp
 from fastai.callback.progress import CSVLogger
 from fastai.callback.tracker import EarlyStoppingCallback, ReduceLROnPlateau, SaveModelCallback
 from fastai.callback.training import GradientAccumulation
-from fastai.data.core import DataLoaders
+from fastai.data.core import DataLoaders, TfmdDL, Transform
 from fastai.data.load import DataLoader
 from fastai.learner import Learner
 from fastai.losses import CrossEntropyLossFlat
@@ -33,11 +33,27 @@ from onecycle_ext import Checkpoint, OneCycleScheduler, PartialOneCycleScheduler
 
 EVERY = 3  # batches between checkpoints; 8 training batches an epoch, 2 validation batches
 
-class Noisy:
-    "Items drawn with fresh noise each time, as random augmentation does (in the loader's workers when it has some)"
-    def __init__(self, x, y): self.x,self.y = x,y
+class Counted:
+    "Items `x[i], y[i]`, counting the loads in a counter the loader's worker processes share (they are forked)"
+    def __init__(self, x, y): self.x,self.y,self.loads = x,y,multiprocessing.Value('l', 0)
     def __len__(self): return len(self.x)
-    def __getitem__(self, i): return self.x[i] + 0.1*torch.randn(self.x.shape[1:]), self.y[i]
+    def __getitem__(self, i):
+        with self.loads.get_lock(): self.loads.value += 1
+        return self.x[i],self.y[i]
+
+class Noisy(Counted):
+    "Items drawn with fresh noise each time, as random augmentation does (in the loader's workers when it has some)"
+    def __getitem__(self, i):
+        x,y = super().__getitem__(i)
+        return x + 0.1*torch.randn(x.shape),y
+
+class ItemNoise(Transform):
+    "Per-item augmentation, in a `TfmdDL`'s workers: noise from the torch and python streams"
+    def encodes(self, x:torch.Tensor): return x + 0.1*torch.randn(x.shape)*random.random() if x.is_floating_point() else x
+
+class BatchNoise(Transform):
+    "Batch augmentation, which fastai runs in the main process: scales each batch's inputs by a random factor"
+    def encodes(self, x:torch.Tensor): return x*(0.9 + 0.2*torch.rand(1)) if x.is_floating_point() else x
 
 class RandomEpoch(Callback):
     "Draws random numbers as each epoch and its training start, which then scale the gradients"
@@ -66,21 +82,24 @@ class Count(Callback):
         (Path(self.learn.path)/'killed_at.txt').write_text(str(self.counts[0]))
         os.kill(os.getpid(), signal.SIGKILL)
 
-def _data(images=False, workers=0):
+def _data(images=False, workers=0, tfmd=False, persistent=False):
+    "Shuffled training batches of items with noise: a `DataLoader`'s or a `TfmdDL`'s augmentation, with or without workers"
     x = torch.randn(320, 8); y = (x[:, :2].sum(1) > 0).long()
     if images: x = x.repeat(1, 8).view(-1, 1, 8, 8)
+    if tfmd: return DataLoaders(TfmdDL(Counted(x[:256], y[:256]), bs=32, shuffle=True, num_workers=workers, after_item=ItemNoise(),
+                                       after_batch=BatchNoise()), TfmdDL(Counted(x[256:], y[256:]), bs=32, num_workers=workers))
     ds = Noisy if workers else lambda x,y: list(zip(x, y))
-    return DataLoaders(DataLoader(ds(x[:256], y[:256]), bs=32, shuffle=True, num_workers=workers),
+    return DataLoaders(DataLoader(ds(x[:256], y[:256]), bs=32, shuffle=True, num_workers=workers, persistent_workers=persistent),
                        DataLoader(ds(x[256:], y[256:]), bs=32, num_workers=workers))
 
 def _model(bn=False, images=False):
     return nn.Sequential(*([nn.Flatten()] if images else []), nn.Linear(64 if images else 8, 32),
                          *([nn.BatchNorm1d(32)] if bn else []), nn.ReLU(), nn.Dropout(0.3), nn.Linear(32, 2))
 
-def learner(path, opt_func=Adam, loss_func=None, bn=False, images=False, workers=0):
-    "A small classifier with dropout on shuffled data, in 2 parameter groups, quiet"
+def learner(path, opt_func=Adam, loss_func=None, bn=False, images=False, **data):
+    "A small classifier with dropout on shuffled data (`_data(images, **data)`), in 2 parameter groups, quiet"
     set_seed(0)
-    learn = Learner(_data(images, workers), _model(bn, images), loss_func=loss_func or CrossEntropyLossFlat(),
+    learn = Learner(_data(images, **data), _model(bn, images), loss_func=loss_func or CrossEntropyLossFlat(),
                     opt_func=opt_func, path=path, splitter=lambda m: [list(m[:-1].parameters()), list(m[-1].parameters())])
     learn.remove_cbs(learn.cbs.filter(lambda cb: type(cb).__name__ == 'ProgressCallback'))
     learn.logger = lambda *a, **k: None
@@ -134,6 +153,11 @@ SETUPS = {
     'mixup': ({}, with_cbs(MixUp)),
     'cutmix': (dict(images=True), with_cbs(CutMix)),
     'random_epoch': ({}, with_cbs(RandomEpoch)),
+    # Loaders that count their loads: a resumed fit loads only the batches it trains.
+    'workers3': (dict(workers=3), one_cycle),
+    'persistent_workers': (dict(workers=2, persistent=True), one_cycle),
+    'tfmd': (dict(tfmd=True), one_cycle),
+    'tfmd_workers': (dict(workers=2, tfmd=True), one_cycle),
 }
 
 def _dying_replace(count, k):
@@ -149,12 +173,14 @@ def run(setup, folder, resume=False, kill=None):
     folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
     kw,fit = SETUPS[setup]
     learn = learner(folder, **kw)
+    loads = getattr(learn.dls.train.dataset, 'loads', None)  # what the training loader loads, if it counts
     count = Count(kill if kill is not None and kill[0] != 'write' else None)
     os.replace = _dying_replace(count, kill[1]) if kill is not None and kill[0] == 'write' else os.replace
     fit(learn, [Checkpoint(every_iters=EVERY), count], resume)
     logs = {p.name: [line.rsplit(',', 1)[0] for line in p.read_text().splitlines()] for p in folder.glob('*.csv')}  # without times
     torch.save({'model': learn.model.state_dict(), 'opt': _plain(learn.opt.state_dict()),
-                'values': _plain(learn.recorder.values), 'logs': logs, 'trained': count.counts[0]}, folder/'final.pth')
+                'values': _plain(learn.recorder.values), 'logs': logs, 'trained': count.counts[0],
+                'loads': None if loads is None else loads.value}, folder/'final.pth')
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])

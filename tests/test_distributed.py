@@ -9,6 +9,7 @@ import torch
 from conftest import fastai_methods  # noqa: F401  (fastai's methods captured before onecycle_ext patches them)
 import ddp_job
 from onecycle_ext import suggestion_points, trial_rates
+from ddp_job import BS, N_TRAIN
 
 JOB = Path(__file__).parent/'ddp_job.py'
 
@@ -39,8 +40,9 @@ def launch(out, modes, nproc=2, args=None, timeout=120, env=None, killed=False):
 def launched(tmp_path_factory):
     "One launch on 2 ranks: every case of `ddp_job.CASES`, `distrib_ctx` twice on one learner, a model with BatchNorm"
     out = tmp_path_factory.mktemp('ddp')
-    return launch(out, ['schedules', 'contexts', 'batchnorm', 'checkpointed', 'range_tests'],
-                  args={'checkpointed': {'root': str(out/'whole')}, 'range_tests': {'root': str(out/'lr_find')}})
+    return launch(out, ['schedules', 'contexts', 'batchnorm', 'checkpointed', 'checkpointed_workers', 'range_tests'],
+                  args={'checkpointed': {'root': str(out/'whole')}, 'range_tests': {'root': str(out/'lr_find')},
+                        'checkpointed_workers': {'root': str(out/'whole_workers'), 'workers': 2}})
 
 @pytest.fixture(scope='module')
 def ranks(launched): return launched['schedules']
@@ -145,15 +147,16 @@ def test_import_without_accelerate():
 
 # Checkpoints and exact resume under DDP: 3 batches per rank an epoch, 9 in all, a checkpoint every 2 and at epoch ends.
 
-def _resumed(tmp_path, kill, who='all', kill_rank=0):
+def _resumed(tmp_path, kill, who='all', kill_rank=0, workers=0):
     "Kill the job after `kill` batches, check what is on disk, resume it: the ranks' results and the job's exit code"
-    args = {'root': str(tmp_path), 'kill': kill, 'who': who, 'kill_rank': kill_rank}
+    args = {'root': str(tmp_path), 'kill': kill, 'who': who, 'kill_rank': kill_rank, 'workers': workers}
     code,log = launch(tmp_path, ['checkpointed'], args={'checkpointed': args}, killed=True, timeout=90)
     from onecycle_ext.resume import checkpoints, read_checkpoint
     files = checkpoints(tmp_path/'rank0'/'models')  # newest first; a kill in the middle of a write may also leave a .tmp
     assert code != 0 and len(files) == 2 and not (tmp_path/'rank1'/'models').exists(), (code, files, log[-2000:])
     assert len(read_checkpoint(files[0])['ranks']) == 2  # the newest is whole: each rank's own state
-    return code,launch(tmp_path, ['checkpointed'], args={'checkpointed': {'root': str(tmp_path), 'resume': True}})['checkpointed']
+    resume = {'root': str(tmp_path), 'resume': True, 'workers': workers}
+    return code,launch(tmp_path, ['checkpointed'], args={'checkpointed': resume})['checkpointed']
 
 def _same_as_whole(resumed, whole, kill, intervals=1):
     "Every rank bit-identical to the uninterrupted run, having re-trained at most `intervals` save intervals"
@@ -173,6 +176,18 @@ def test_one_rank_killed_ends_the_job_and_resume_is_bit_identical(tmp_path, laun
     assert code not in (0, -9)  # torchrun itself was not killed: it ended the job with an error
     # Rank 0's save in flight when its peer died may be lost with it (saves are written in the background).
     _same_as_whole(resumed, launched['checkpointed'], 7, intervals=2)
+
+def test_kill_then_resume_with_workers_loads_only_what_it_trains_and_is_bit_identical(tmp_path, launched):
+    "`DistributedDL` over loaders with 2 worker processes each (items with noise): each rank starts at its batch"
+    code,resumed = _resumed(tmp_path, kill=5, workers=2)
+    assert code == -9
+    whole = launched['checkpointed_workers']
+    _same_as_whole(resumed, whole, 5)
+    share = N_TRAIN // 2  # each rank's items an epoch: 3 batches of 16 and 8 more, loaded and dropped (drop_last)
+    for a,b in zip(resumed, whole):
+        assert b['loads'] == 3*share
+        # The newest checkpoint is after batch 4 of 9, batch 1 of epoch 1: each rank loads that epoch from batch 1 on.
+        assert (a['trained'],a['loads']) == (9 - 4, share - BS + share)
 
 def test_checkpoint_of_another_number_of_processes_is_refused(launched, tmp_path):
     "A checkpoint of the 2-rank job, resumed by one process: an error naming both, and nothing changed"

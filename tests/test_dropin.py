@@ -1,7 +1,7 @@
 """Drop-in: code written for fastai (and torch's `OneCycleLR`) keeps working after `import onecycle_ext`, checked side by
 side with the installed fastai and torch: fits with nothing to run, tensors and numpy scalars as numbers, optimizers
 without momentum, and subclasses written for fastai's `ParamScheduler`."""
-import copy, re, warnings
+import contextlib, copy, re, warnings
 from functools import partial
 import numpy as np
 import pytest
@@ -209,6 +209,17 @@ def test_fastai_param_scheduler_under_our_fit():
     with fastai_methods(): theirs.fit(2, cbs=FastaiParamScheduler(scheds))
     assert ours.recorder.hps == theirs.recorder.hps and len(ours.recorder.hps['lr']) == 20
     for a,b in zip(ours.model.parameters(), theirs.model.parameters()): assert torch.equal(a, b)
+
+def test_fit_with_workers_draws_as_fastai(tmp_path):
+    """A fit without `Checkpoint`, on a loader whose 2 worker processes add noise to each item: the workers draw as
+    fastai seeds them (only a checkpointed fit seeds each batch), so the run is fastai's own, bit for bit"""
+    from resume_job import learner
+    def run(fastai):
+        learn = learner(tmp_path, workers=2)
+        with fastai_methods() if fastai else contextlib.nullcontext(): learn.fit(2, 1e-2)
+        return learn.model.state_dict()
+    ours,theirs = run(False),run(True)
+    for k,v in theirs.items(): assert torch.equal(ours[k], v), k
 
 # --- Signatures: every argument of fastai's fit methods, in fastai's order, with fastai's defaults
 

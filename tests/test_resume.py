@@ -2,6 +2,7 @@
 across a crash. The crash and the resume run in fresh processes where the point is the process (the matrix of
 users' setups is in test_resume_matrix.py); an exception inside the process stands in for a crash elsewhere."""
 import os, subprocess, sys, warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 import pytest
 import torch
@@ -318,13 +319,6 @@ def test_run_identity_is_the_same_in_another_process(tmp_path):
     assert a.returncode == 0, a.stderr[-2000:]
     assert a.stdout == b.stdout and ' at 0x' not in a.stdout and 'nesterov=True' in a.stdout
 
-class Counted(Noisy):
-    "resume_job's noisy items (random augmentation, here in this process), counting the loads"
-    loads = 0
-    def __getitem__(self, i):
-        self.loads += 1
-        return super().__getitem__(i)
-
 def test_resume_starts_at_its_batch_without_loading_the_ones_before(tmp_path):
     "A loader without workers: the resumed epoch loads only the batches it trains, and ends as the whole run"
     from fastai.data.core import DataLoaders
@@ -332,10 +326,10 @@ def test_resume_starts_at_its_batch_without_loading_the_ones_before(tmp_path):
     def run(path, cbs=(), resume=None):
         learn = learner(path)
         x = torch.randn(320, 8); y = (x[:, :2].sum(1) > 0).long()
-        train = Counted(x[:256], y[:256])
-        learn.dls = DataLoaders(DataLoader(train, bs=32, shuffle=True), DataLoader(Counted(x[256:], y[256:]), bs=32))
+        train = Noisy(x[:256], y[:256])  # random augmentation, here in this process; it counts its loads
+        learn.dls = DataLoaders(DataLoader(train, bs=32, shuffle=True), DataLoader(Noisy(x[256:], y[256:]), bs=32))
         fit(learn, cbs, resume)
-        return learn.model.state_dict(),train.loads
+        return learn.model.state_dict(),train.loads.value
     whole,_ = run(tmp_path/'a')
     with pytest.raises(RuntimeError): run(tmp_path/'b', cbs=[Boom(13)])
     resumed,loads = run(tmp_path/'b', resume=True)
@@ -350,3 +344,28 @@ def test_validate_outside_a_fit_saves_nothing(tmp_path):
     files = {p.name: p.read_bytes() for p in (tmp_path/'models').iterdir()}
     learn.validate()
     assert {p.name: p.read_bytes() for p in (tmp_path/'models').iterdir()} == files
+
+def test_resume_with_workers_starts_at_its_batch_without_loading_the_ones_before(tmp_path):
+    """Loaders with 2 worker processes (a `DataLoader` with per-item noise, one with `persistent_workers`, a `TfmdDL` with
+    a per-item random transform and a random batch transform), killed after batch 13 and resumed in fresh processes:
+    only the batches after the newest checkpoint load, and the run ends as the whole one. Resuming with 3 workers
+    instead of 2 ends the same: a batch's randomness is its own, whichever worker loads it"""
+    setups = ['workers', 'persistent_workers', 'tfmd_workers']
+    assert job([f"{s}={tmp_path/'whole'/s}" for s in setups]).returncode == 0
+    # (setup killed, folder, setup resuming)
+    runs = [(s, tmp_path/s, s) for s in setups] + [('workers', tmp_path/'workers3', 'workers3')]
+    with ThreadPoolExecutor(2) as pool: killed = list(pool.map(lambda r: job(['--kill', 'batch:13', f"{r[0]}={r[1]}"]), runs))
+    for b in killed: assert b.returncode == -9, b.stderr[-2000:]
+    assert job(['--resume', *[f"{s}={d}" for _,d,s in runs]]).returncode == 0
+    for s,d,_ in runs:
+        whole,resumed = torch.load(tmp_path/'whole'/s/'final.pth'),torch.load(d/'final.pth')
+        for part in ('model', 'opt', 'values'): assert_same(resumed[part], whole[part], f"{d.name}: {part}")
+        one = 1 if s.startswith('tfmd') else 0  # the item a `TfmdDL` loads by itself, at a fit's first batch
+        assert whole['loads'] == 4*8*32 + one  # the count sees the workers' loads
+        # The newest checkpoint is after batch 12 of 32: only the 20 batches after it load.
+        assert (resumed['trained'],resumed['loads']) == (32 - 12, (32 - 12)*32 + one), d.name
+
+def test_checkpoint_of_a_loader_without_workers_is_refused_with_workers(killed):
+    "Items loaded in workers are seeded per batch, in the main process they are not: a resume across the two is refused"
+    learn = learner(killed, workers=2)
+    with pytest.raises(ValueError, match='items seeded per batch: checkpoint False, this fit True'): fit(learn, resume=True)

@@ -65,6 +65,8 @@ def test_killed_then_resumed_equals_uninterrupted(matrix, setup, kill):
     assert b.returncode == -9, f"B was not killed ({b.returncode}): {b.stderr[-2000:]}"
     assert error is None, error
     for part in ('model', 'opt', 'values', 'logs'): assert_same(resumed[part], whole[part], part)
+    # A loader that counts its loads (with or without workers): C loads only the batches it trains, as A did.
+    if whole['loads'] is not None: assert resumed['loads'] - 32*resumed['trained'] == whole['loads'] - 32*whole['trained']
     # C trains what was lost since the last checkpoint (at most EVERY batches; up to twice that when killed in the middle
     # of a write, as training goes on while a save is written) and what was never trained.
     lost = 2*EVERY if kill.startswith('write') else EVERY
