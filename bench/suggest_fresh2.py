@@ -97,11 +97,11 @@ def events(n_train, n_valid=1000, length=24, types=6):
     return _split(x, y, n_valid, seed=1401)
 
 @functools.lru_cache(None)
-def keycount(n_train, n_valid=2000, length=16, vocab=8):
-    "Token sequences; regress how many of the other tokens equal the first one, standardized"
+def keycount(n_train, n_valid=2000, length=16, vocab=8, noise=0.6):
+    "Token sequences; regress how many of the other tokens equal the first one, plus noise, standardized"
     g = _gen(1501); n = n_train + n_valid
     x = torch.randint(0, vocab, (n, length), generator=g)
-    y = (x[:, 1:] == x[:, :1]).sum(1).float()
+    y = (x[:, 1:] == x[:, :1]).sum(1).float() + noise*torch.randn(n, generator=g)
     return _split(x, ((y-y.mean())/y.std())[:, None], n_valid, seed=1501)
 
 @functools.lru_cache(None)
@@ -228,11 +228,11 @@ Adamax = functools.partial(OptimWrapper, opt=torch.optim.Adamax)
 
 FRESH2 = [
     Task('shells_mlp_qhadam', lambda: shells(5000), lambda: mlp(8, 4), 'ce', QHAdam, 64, 4, (1e-5, 1), True,
-         about='synthetic 8-D radius bands (5000), MLP, QHAdam'),
+         about='synthetic 8-D radius bands (5000), MLP'),
     Task('segments_cnn2d_bn_sgd', lambda: segments(8000, 2000), lambda: conv2d(10, bn=True, pool=3), 'ce', SGDm, 128, 3,
          (1e-3, 10), True, about='synthetic seven-segment digit images (8000), 2-D CNN with BatchNorm'),
     Task('gratings_cnn2d_nobn_radam_noisy', lambda: gratings(3000), lambda: conv2d(4), 'ce', RAdam, 32, 5, (1e-4, 1), True,
-         about='synthetic grating images (3000), 25% label noise, 2-D CNN without BatchNorm, RAdam'),
+         about='synthetic grating images (3000), 25% label noise, 2-D CNN without BatchNorm'),
     Task('events_gru_bce_rmsprop', lambda: events(3000), GRUTagger, 'bce', RMSProp, 32, 4, (1e-5, 1), True,
          about='synthetic event sequences (3000), multi-label, GRU'),
     Task('keycount_attn_mse_ranger', lambda: keycount(8000), AttnReg, 'mse', ranger, 128, 3, (1e-4, 1), True,
