@@ -1,12 +1,14 @@
 """Suggestion regret on tasks nobody tuned the default on.
 
-For each of the 16 task configurations of `bench/suggest_tasks.py` (8 tuning, 8 held out, fixed before any rule was
-tried) and each seed: train the task's recipe (`fit_one_cycle(epochs)` or `fine_tune(epochs)`) at every learning rate
-of a grid with 4 points per decade over the range where anything trains, run `lr_find` on the fresh learner, and train
-at each function's suggestion with the same recipe and seed. Regret = best grid score - score at the suggestion:
-accuracy points for classification (multi-label: `accuracy_multi`), relative increase of the validation loss (%) for
-regression. Every fit is cached in bench/suggest_cache.json (grid, curves, suggestions), so choosing rules on the saved
-curves costs only the fits at new rates. Delete the cache after changing `lr_find`, the tasks or their recipes.
+Task groups, in the order they were written: the 16 configurations of `bench/suggest_tasks.py` (8 tuning, 8 first
+held out), 10 of `bench/suggest_fresh.py` and 10 of `bench/suggest_fresh2.py`, each group defined and committed before
+the rules it is meant to judge ran on it. For each task and seed: train the task's recipe (`fit_one_cycle(epochs)` or
+`fine_tune(epochs)`) at every learning rate of a grid with 4 points per decade over the range where anything trains, run
+`lr_find` on the fresh learner, and train at each suggestion with the same recipe and seed. Regret = the score of the
+grid rate best on average over the seeds - the score at the suggestion: accuracy points for classification
+(multi-label: `accuracy_multi`), relative increase of the validation loss (%) for regression. Every fit is cached in
+bench/suggest*_cache.json (grid, curves, trials, suggestions), so choosing rules on the saved curves costs only the fits
+at new rates. Delete the caches after changing `lr_find`, the tasks or their recipes.
 
     .venv/bin/python bench/suggest.py [--quick] [--seeds S ...] [--write]
 """
@@ -118,17 +120,19 @@ def table(res, tasks, names, default):
     lines.append("| **tasks > valley + 1** | " + " | ".join(f"{sum(a > v + 1 for a,v in zip(per[n], per['valley']))}" for n in names) + " |")
     return lines
 
-GROUPS = (('fresh', "Fresh held-out set (the figures to read): defined and committed before any rule ran on it"),
-          ('seen', "The first held-out half: looked at while choosing the current default, so no longer held out"),
-          ('tuning', "Tuning half: rules were chosen on these"))
+GROUPS = {'fresh2': "Second fresh held-out set (the figures to read): written before lr_find's trials existed; nothing was chosen on it",
+          'fresh': "First fresh held-out set: written before the curve rule was measured on it; its flat curves led to the trials",
+          'seen': "The first held-out half: looked at while choosing the curve rule, so no longer held out",
+          'tuning': "Tuning half: the curve rule was chosen on these"}
 
 def groups(quick=False):
-    "{group: (tasks, cache)}: the 16 tasks of suggest_tasks.py (tuning and seen) and the fresh ones of suggest_fresh.py"
+    "{group: (tasks, cache)}: the 16 tasks of suggest_tasks.py (tuning, seen) and the fresh ones of suggest_fresh*.py"
     from suggest_fresh import FRESH, CACHE as FRESH_CACHE
+    from suggest_fresh2 import FRESH2, CACHE as FRESH2_CACHE
     pick = lambda ts: [t for i,t in enumerate(ts) if not quick or i % 2 == 0]
-    cache,fresh = Cache(),Cache(FRESH_CACHE)
-    return {'fresh': (pick(FRESH), fresh), 'seen': (pick([t for t in TASKS if t.held_out]), cache),
-            'tuning': (pick([t for t in TASKS if not t.held_out]), cache)}
+    cache = Cache()
+    return {'fresh2': (pick(FRESH2), Cache(FRESH2_CACHE)), 'fresh': (pick(FRESH), Cache(FRESH_CACHE)),
+            'seen': (pick([t for t in TASKS if t.held_out]), cache), 'tuning': (pick([t for t in TASKS if not t.held_out]), cache)}
 
 def main():
     p = argparse.ArgumentParser()
@@ -141,7 +145,8 @@ def main():
     start = time.time()
     funcs = FUNCS + (lr_find_default,)
     names,lines = [f.__name__ for f in funcs],[]
-    for (group,title),(tasks,cache) in zip(GROUPS, groups(a.quick).values()):
+    for group,(tasks,cache) in groups(a.quick).items():
+        title = GROUPS[group]
         lines += [f"### {title}", ""] + table(evaluate(cache, funcs, tasks, seeds), tasks, names, 'lr_find_default') + [""]
     publish('suggest', f"LR finder suggestions (`bench/suggest.py{' --quick' if a.quick else ''}`)",
             f"Each task's recipe at each grid rate (4 per decade) and at each suggestion, seeds {seeds}; "
@@ -149,7 +154,9 @@ def main():
             "cache on 2 shared cores). Cells: regret in points (accuracy points; for a regression 5% of validation loss = 1 point), "
             "mean over seeds, against the one grid rate that is best on average over the seeds (what a grid search would pick); in "
             "brackets against each seed's own best rate, which also counts the noise of a max over the grid (a floor no "
-            "single rate reaches); then the geometric-mean suggestion. Goal for the default on held-out tasks: mean at "
+            "single rate reaches); then the geometric-mean suggestion. Columns: the curve rules; `lr_find_default`, what "
+            "`lr_find()` returns by default (`consensus`, or on a flat range test the best of its 4 trials, which cost "
+            "about 4 more range tests). Goal for the default on held-out tasks: mean at "
             "most 1 point, worst task at most 3, never more than 1 point worse than `valley` on a task.",
             lines, a.write)
 

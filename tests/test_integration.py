@@ -38,11 +38,12 @@ def test_plots_return_figures(tmp_path):
 def test_demo_command(tmp_path):
     script = Path(sys.executable).parent/'onecycle-demo'  # the console script of this environment
     out = subprocess.run([str(script), '--epochs', '2', '--out', str(tmp_path)], capture_output=True, text=True, check=True)
-    rows = [l.split('|') for l in out.stdout.splitlines() if l.startswith('| ') and not l.startswith('| schedule')]
+    table = out.stdout.split('| schedule')[1].split('\n\n')[0]  # the schedules' table, up to the next blank line
+    rows = [l.split('|') for l in table.splitlines() if l.startswith('| ')]
     assert [r[1].strip() for r in rows] == ['1cycle at the lr_find suggestion', 'constant lr at the suggestion', "PyTorch's OneCycleLR recipe"]
     assert all(0 <= float(r[2]) <= 1 for r in rows)
     assert {p.name for p in tmp_path.iterdir() if p.is_file()} == {'report.md', 'lr_find.png', 'sched.png', 'accuracy.png', 'around.png', 'resume.png'}
-    assert 'bit-identical to' in out.stdout
+    assert 'bit-identical to' in out.stdout and '(suggested)' in out.stdout  # and the suggestion checked either side
     assert (tmp_path/'report.md').read_text() in out.stdout
     assert '\x1b' not in out.stdout and '|----' not in out.stdout  # no progress bar when not on a terminal
     for bad in (['--epochs', '0'], ['--device', 'tpu']):
