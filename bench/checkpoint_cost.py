@@ -7,8 +7,8 @@ A 25M-parameter model (6 x Linear(2048, 2048), Adam: 300 MB of weights and optim
   the optimizer's state) as a fraction of the save's duration (its background write: serialise, fsync, rename, verify);
 - the CPU time of that write against a plain `torch.save` of the same state to the same folder;
 - the whole fit against the same fit without checkpoints, and against saves written in the loop (synchronously);
-- the peak RSS during the fit, above the same fit without checkpoints, in copies of the state."""
-import argparse, os, statistics, sys, tempfile, threading, time, warnings
+- the peak RSS the saves add, in copies of the state (fresh processes, from the batch of the first save on)."""
+import argparse, os, statistics, subprocess, sys, tempfile, threading, time, warnings
 from pathlib import Path
 warnings.filterwarnings('ignore')
 import torch
@@ -49,6 +49,22 @@ class PeakRSS:
         return self
     def __exit__(self, *exc): self.done.set(); self.thread.join(); self.peak = max(self.peak, rss())
 
+def peak_after_first_save_point(mode, folder):
+    """In a fresh process (an allocator that kept memory from an earlier fit would hide the buffers), one fit in `mode`
+    ('none' or 'async'): its peak RSS above the RSS at the batch where the first save is taken, just before it, in bytes"""
+    code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import torch, checkpoint_cost as c\n"
+            "from fastai.callback.core import Callback\n"
+            "class Before(Callback):\n"
+            "    order = 99  # before Checkpoint's after_batch\n"
+            "    def after_batch(self):\n"
+            "        if self.training and self.learn.train_iter == c.EVERY: self.rss = c.rss()\n"
+            "torch.set_num_threads(1); learn,ref = c.learner(sys.argv[1]),Before()\n"
+            "cbs = [ref] + ([c.Checkpoint(every_iters=c.EVERY, every_epoch=False)] if sys.argv[2] == 'async' else [])\n"
+            "with c.PeakRSS() as m: learn.fit(1, 1e-4, cbs=cbs)\n"
+            "print(m.peak - ref.rss)")
+    out = subprocess.run([sys.executable, '-c', code, str(folder), mode], capture_output=True, text=True, check=True).stdout
+    return int(out.split()[-1])
+
 class Timings:
     "Records, per save, the training loop's wait in `Checkpoint.save` and the background write's wall and CPU time"
     def __init__(self): self.waits,self.writes,self.cpus = [],[],[]
@@ -77,16 +93,16 @@ class InLoop:
     def __exit__(self, *exc): Saver.start = self.start
 
 def fit(folder, mode):
-    "One fit (mode: 'none', 'async' or 'sync'): (seconds, peak RSS above the start, Timings)"
+    "One fit (mode: 'none', 'async' or 'sync'): (seconds, Timings)"
     learn = learner(folder)
     cbs = [] if mode == 'none' else [Checkpoint(every_iters=EVERY, every_epoch=False)]
-    with Timings() as t, PeakRSS() as m:
-        start,base = time.perf_counter(),rss()
+    with Timings() as t:
+        start = time.perf_counter()
         if mode == 'sync':
             with InLoop(): learn.fit(1, 1e-4, cbs=cbs)
         else: learn.fit(1, 1e-4, cbs=cbs)
         secs = time.perf_counter() - start
-    return secs,m.peak - base,t
+    return secs,t
 
 def tensor_bytes(x):
     if isinstance(x, torch.Tensor): return x.numel() * x.element_size()
@@ -112,19 +128,24 @@ def main():
         fits = {m: [] for m in ('none', 'async', 'sync')}
         for r in range(reps):
             for m in fits: fits[m].append(fit(d/f"{m}{r}", m))
+        peak = {m: statistics.median(peak_after_first_save_point(m, d/f"rss-{m}{r}") for r in range(reps)) / 2**20 for m in ('none', 'async')}
         # The same state, written both ways, alternating, in this (the main) thread.
         state = resume_mod.read_checkpoint(resume_mod.checkpoints(d/'async0'/'models')[0])
         state_mb = tensor_bytes(state) / 2**20
+        # Each write to a new file (the last one deleted untimed): replacing a 300 MB file costs the kernel as much as the
+        # write itself, and would be counted in whichever write happens to replace it.
         ours,plain,durable = [],[],[]
-        for i in range(2*reps + 1):
-            ours.append(cpu_of(lambda: resume_mod.write_checkpoint(state, d/'ours.ckpt')))
-            plain.append(cpu_of(lambda: torch.save(state, d/'plain.pth')))
-            durable.append(cpu_of(lambda: save_synced(state, d/'synced.pth')))
-    asyncs = [t for _,_,t in fits['async']]
+        def timed(write, path):
+            path.unlink(missing_ok=True)
+            return cpu_of(lambda: write(state, path))
+        for i in range(5*reps):
+            ours.append(timed(resume_mod.write_checkpoint, d/'ours.ckpt'))
+            plain.append(timed(torch.save, d/'plain.pth'))
+            durable.append(timed(save_synced, d/'synced.pth'))
+    asyncs = [t for _,t in fits['async']]
     waits = [w for t in asyncs for w in t.waits]; writes = [w for t in asyncs for w in t.writes]
     cpus = [c for t in asyncs for c in t.cpus]
-    secs = {m: statistics.median(s for s,_,_ in v) for m,v in fits.items()}
-    peak = {m: max(p for _,p,_ in v) / 2**20 for m,v in fits.items()}
+    secs = {m: statistics.median(s for s,_ in v) for m,v in fits.items()}
     med = statistics.median
     table = ["| measure | value |", "|---|---|",
              f"| state saved (weights + Adam) | {state_mb:.0f} MB, {len(waits)//reps} saves a fit, {reps} fits |",
@@ -139,8 +160,9 @@ def main():
              f"| fit, no checkpoints | {secs['none']:.1f} s |",
              f"| fit, background saves | {secs['async']:.1f} s = **{secs['async']/secs['none']:.2f}x** |",
              f"| fit, saves written in the loop (as before) | {secs['sync']:.1f} s = {secs['sync']/secs['none']:.2f}x |",
-             f"| peak RSS above the fit's start: no checkpoints / background saves | {peak['none']:.0f} MB / {peak['async']:.0f} MB: "
-             f"+**{(peak['async']-peak['none'])/state_mb:.2f}** copies of the state |"]
+             f"| peak RSS after batch {EVERY} (the first save's), above the RSS there, fresh processes, median of {reps}: no checkpoints / "
+             f"background saves | +{peak['none']:.0f} MB / +{peak['async']:.0f} MB: saves add **{(peak['async']-peak['none'])/state_mb:.2f}** "
+             "copies of the state |"]
     from results import publish
     publish('checkpoint_cost', "What checkpoints cost a 25M-parameter model (`bench/checkpoint_cost.py`)",
             "20 batches of 64, `Checkpoint(every_iters=5, every_epoch=False)` (4 saves and the fit's last), "
