@@ -188,18 +188,10 @@ class GRUTagger(nn.Module):
     def __init__(self, n_in=7, n_out=6, nh=32): super().__init__(); self.rnn,self.head = nn.GRU(n_in, nh, batch_first=True),nn.Linear(nh, n_out)
     def forward(self, x): return self.head(self.rnn(x)[0][:, -1])
 
-class AttnReg(nn.Module):
-    "Token embedding + positions, one pre-norm self-attention block with a feed-forward, read at the first token"
-    def __init__(self, vocab=8, length=16, d=32, n_out=1):
-        super().__init__()
-        self.emb,self.pos = nn.Embedding(vocab, d),nn.Parameter(0.1*torch.randn(length, d))
-        self.norm,self.attn = nn.LayerNorm(d),nn.MultiheadAttention(d, 4, batch_first=True)
-        self.ff,self.head = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, 2*d), nn.ReLU(), nn.Linear(2*d, d)),nn.Linear(d, n_out)
-    def forward(self, x):
-        h = self.emb(x) + self.pos
-        n = self.norm(h); h = h + self.attn(n, n, n, need_weights=False)[0]
-        h = h + self.ff(h)
-        return self.head(h[:, 0])
+class AttnReg(suggest_tasks.Attn):
+    "`suggest_tasks.Attn` (vocabulary 8, 16 positions) with one output, read at the first token"
+    def __init__(self, vocab=8, length=16, d=32, n_out=1): super().__init__(vocab, length, d, n_out)
+    def forward(self, x): return self.head(self.block(x)[:, 0])
 
 # ---- the fine-tuning task's body: a 1-D CNN with BatchNorm trained once on 4 of the 7 wave types, then fine-tuned on all 7
 

@@ -127,11 +127,11 @@ class Attn(nn.Module):
         self.emb,self.pos = nn.Embedding(vocab, d),nn.Parameter(torch.randn(length, d) * .1)
         self.norm,self.attn = nn.LayerNorm(d),nn.MultiheadAttention(d, 4, batch_first=True)
         self.ff,self.head = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, 2*d), nn.ReLU(), nn.Linear(2*d, d)),nn.Linear(d, n_out)
-    def forward(self, x):
+    def block(self, x):
         h = self.emb(x) + self.pos
         n = self.norm(h); h = h + self.attn(n, n, n, need_weights=False)[0]
-        h = h + self.ff(h)
-        return self.head(h.mean(1))
+        return h + self.ff(h)
+    def forward(self, x): return self.head(self.block(x).mean(1))
 
 class Pretrained(nn.Module):
     "A body trained once (seed 0) on another task, and a new head: `fine_tune` freezes the body first"

@@ -4,39 +4,15 @@ around the curve's lowest point (lr_min x 10**DEC), keeping the best by validati
 
     .venv/bin/python bench/suggest_trials.py [--held-out] [--write]
 """
-import math, os, sys, warnings, time, json
+import os, sys, warnings, time, json
 os.environ.setdefault('MPLBACKEND', 'Agg'); warnings.filterwarnings('ignore')
 import numpy as np, torch
 sys.path.insert(0, os.path.dirname(__file__))
 from suggest_tasks import TASKS, learner
 from suggest import Cache, regret
 from results import publish
-from onecycle_ext import suggestion_points
-from fastai.callback.core import CancelFitException, CancelValidException
-from onecycle_ext import OneCycleScheduler
+from onecycle_ext import suggestion_points, trial_losses
 from onecycle_ext.lr_finder import Snapshot
-
-class TrialScheduler(OneCycleScheduler):
-    "1cycle at `lr` over exactly `n_it` batches, across epochs, without validation"
-    def __init__(self, lr, n_it): super().__init__(lr); self.n_it = n_it
-    def run_epochs(self, n_epoch): return n_epoch
-    def positions(self, epoch, n_iter, tot): return [min((epoch*n_iter + i)/self.n_it, 1.) for i in range(n_iter)]
-    def after_batch(self):
-        if not math.isfinite(float(self.learn.smooth_loss)) or self.learn.train_iter >= self.n_it: raise CancelFitException()
-    def before_validate(self): raise CancelValidException()
-
-def trial_losses(learn, cands, n_it):
-    "Validation loss after a trial at each of `cands`, each from the learner's state before the first (inf if it diverged)"
-    snap = Snapshot(learn); out = []
-    try:
-        for lr in cands:
-            with learn.no_logging():
-                learn.fit(math.ceil(n_it/len(learn.dls.train)), cbs=TrialScheduler(lr, n_it))
-                v = float(learn.validate()[0]) if math.isfinite(float(learn.smooth_loss)) else math.inf
-            out.append(v if math.isfinite(v) else math.inf)
-            snap.restore()
-    finally: snap.restore()
-    return out
 
 torch.set_num_threads(1)
 held = '--held-out' in sys.argv
@@ -55,7 +31,7 @@ for n_it in ((100,) if held else (50, 100)):
             cands = [float(f"{m*10**d:.6g}") for d in DEC]
             key = f"{t.name}|{s}|{n_it}"
             if key not in tc:
-                t0 = time.time(); tc[key] = [cands, trial_losses(learner(t, s), cands, n_it), time.time()-t0]
+                t0 = time.time(); learn = learner(t, s); tc[key] = [cands, trial_losses(learn, cands, n_it, Snapshot(learn)), time.time()-t0]
                 json.dump(tc, open(tc_path, 'w'))
             cands,vl,_ = tc[key]
             for name,idx in (('5', [0,1,2,3,4]), ('4lo', [0,1,2,3]), ('3', [1,2,3]), ('4hi', [1,2,3,4])):
