@@ -228,14 +228,16 @@ def trial_rates(lrs):
     return [float(lrs[-1]) * 10**(-k/2) for k in range(1, 5)]
 
 def trial_losses(learn, rates, n_it, snapshot):
-    "The validation loss after `n_it` batches of 1cycle at each of `rates` (inf if it diverged), each from `snapshot`'s state"
+    """The validation loss after `n_it` batches of 1cycle at each of `rates` (inf if it diverged), each from `snapshot`'s
+    state; without validation data, the last smoothed training loss"""
     per_epoch = max(1, len(learn.dls.train) // _world_size(learn))
     out = []
     for lr in rates:
         snapshot.restore()
         with learn.no_logging():
             learn.fit(math.ceil(n_it / per_epoch), cbs=TrialScheduler(lr, n_it))
-            loss = float(learn.validate()[0]) if math.isfinite(float(learn.smooth_loss)) else math.inf
+            loss = float(learn.smooth_loss)
+            if math.isfinite(loss) and len(learn.dls.valid): loss = float(learn.validate()[0])
         if _distributed(learn): loss = _mean_over_ranks(loss)  # every rank picks the same rate
         out.append(loss if math.isfinite(loss) else math.inf)
     return out
@@ -295,7 +297,7 @@ def lr_find(self:Learner, start_lr=1e-7, end_lr=10, num_it=100, stop_div=True, s
                 others['consensus'] = lr
                 msg = (f"lr_find: the loss falls by {100*_relative_fall(t_lrs, t_losses):.2g}% of its value over the whole test, "
                        f"so no rule can read it: `consensus` is instead the best of {len(rates)} trials of {num_it} batches of 1cycle at "
-                       f"{', '.join(f'{r:.1e}' for r in rates)} (validation loss {', '.join(f'{l:.3g}' for l in losses)}): {lr:.1e}")
+                       f"{', '.join(f'{r:.1e}' for r in rates)} ({'validation' if len(self.dls.valid) else 'training'} loss {', '.join(f'{l:.3g}' for l in losses)}): {lr:.1e}")
     finally: cb.snapshot.restore()
     if msg: warnings.warn(msg, stacklevel=2)
     res = suggested_lrs([_name(f) for f in funcs], [s for s,_ in found], *curve, [p for _,p in found], others)

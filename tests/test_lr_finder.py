@@ -202,12 +202,12 @@ def test_numbers_as_torch_takes_them():
     va,vb = a.make_scheds(1, 10)['lr'](0.5),b.make_scheds(1, 10)['lr'](0.5)
     assert type(va) is float and va == vb
 
-def xor_learner(path, seed=0, cbs=()):
+def xor_learner(path, seed=0, cbs=(), n_valid=400):
     "Plain SGD on XOR from small tanh weights: 100 batches of a range test train nothing, a few epochs at a rate near 1 do"
     set_seed(seed)
     x = torch.randn(2000, 2); y = ((x[:, 0] * x[:, 1]) > 0).long()
     ds = list(zip(x, y))
-    dls = DataLoaders(DataLoader(ds[:1600], bs=64, shuffle=True), DataLoader(ds[1600:], bs=256))
+    dls = DataLoaders(DataLoader(ds[:1600], bs=64, shuffle=True), DataLoader(ds[1600:1600+n_valid], bs=256))
     model = nn.Sequential(nn.Linear(2, 32), nn.Tanh(), nn.Linear(32, 32), nn.Tanh(), nn.Linear(32, 2))
     with torch.no_grad():
         for p in model.parameters(): p.mul_(.5)
@@ -232,3 +232,9 @@ def test_a_flat_range_test_is_followed_by_trials_that_leave_no_trace(tmp_path):
         l = xor_learner(tmp_path); l.fit_one_cycle(3, lr)
         return float(l.recorder.values[-1][0]), float(l.recorder.values[-1][1])  # training, validation loss
     assert fitted(res.consensus)[1] < fitted(curve_only.consensus)[1] - 0.005
+
+def test_trials_without_validation_data_read_the_training_loss(tmp_path):
+    "No validation set: each trial is judged on its last smoothed training loss, and says so"
+    learn = xor_learner(tmp_path, n_valid=0)
+    with pytest.warns(UserWarning, match=r'best of 4 trials .*\(training loss'): res = learn.lr_find(show_plot=False)
+    assert res.consensus in trial_rates(suggestion_points(res.lrs, res.losses, 100)[0])
