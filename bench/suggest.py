@@ -20,8 +20,8 @@ import torch
 sys.path.insert(0, os.path.dirname(__file__))
 from results import publish
 from suggest_tasks import TASKS, learner, score
-from onecycle_ext import valley, slide, minimum, steep, descent, consensus, suggestion_points, trial_rates, trial_losses, FLAT
-from onecycle_ext.lr_finder import Snapshot, _relative_fall
+from onecycle_ext import valley, slide, minimum, steep, descent, consensus, suggestion_points, trial_rates, trial_losses
+from onecycle_ext.lr_finder import Snapshot, _flat, _best_trial
 
 CACHE = os.path.join(os.path.dirname(__file__), 'suggest_cache.json')
 FUNCS = (valley, slide, minimum, steep, descent, consensus)  # read from the curve; the table adds lr_find_default
@@ -60,9 +60,8 @@ class Cache:
 def lr_find_default(cache, task, seed):
     "What `lr_find()` returns on the fresh learner: `consensus`, or on a flat curve the best of its trials"
     lrs,losses = suggestion_points(*cache.curve(task, seed), 100)
-    if _relative_fall(lrs, losses) >= FLAT: return float(consensus(lrs, losses, 100)[0])
-    rates,vl = cache.trials(task, seed)
-    return rates[int(np.argmin(vl))] if np.isfinite(min(vl)) else float(consensus(lrs, losses, 100)[0])
+    lr = _best_trial(*cache.trials(task, seed)) if _flat(lrs, losses) else None
+    return lr if lr is not None else float(consensus(lrs, losses, 100)[0])
 
 def regret(task, ref, s):
     "Points of accuracy below `ref`, or % of validation loss above it (capped at 1000% when it diverges)"

@@ -223,6 +223,14 @@ class TrialScheduler(OneCycleScheduler):
         if not math.isfinite(float(self.learn.smooth_loss)) or self.learn.train_iter >= self.n_it: raise CancelFitException()
     def before_validate(self): raise CancelValidException()
 
+def _flat(lrs, losses):
+    "Whether the test's loss falls by less than `FLAT` of its value: no rule can read it, so `lr_find` runs trials"
+    return _relative_fall(lrs, losses) < FLAT
+
+def _best_trial(rates, losses):
+    "The rate whose trial ended at the lowest loss; None if every trial diverged"
+    return rates[losses.index(min(losses))] if math.isfinite(min(losses)) else None
+
 def trial_rates(lrs):
     "Where trials look when the curve is flat: half a decade to two decades below the last rate the test reached"
     return [float(lrs[-1]) * 10**(-k/2) for k in range(1, 5)]
@@ -286,12 +294,11 @@ def lr_find(self:Learner, start_lr=1e-7, end_lr=10, num_it=100, stop_div=True, s
         found = [f(t_lrs, t_losses, num_it) for f in funcs]
         others = {_name(f): f(t_lrs, t_losses, num_it)[0] for f in _EVERY}
         msg = curve_warning(t_lrs, t_losses, num_it)
-        if trials and _relative_fall(t_lrs, t_losses) < FLAT:
+        if trials and _flat(t_lrs, t_losses):
             # No rule can read a flat curve (bench/suggest.py: the default then lands tens of points off); trials can.
             rates = trial_rates(t_lrs)
             losses = trial_losses(self, rates, num_it, cb.snapshot)
-            if math.isfinite(best := min(losses)):
-                lr = rates[losses.index(best)]
+            if (lr := _best_trial(rates, losses)) is not None:
                 l,s = _curve(t_lrs, t_losses)
                 found = [(lr, (lr, float(np.interp(np.log(lr), np.log(l), s)))) if f is consensus else r for f,r in zip(funcs, found)]
                 others['consensus'] = lr
