@@ -64,6 +64,7 @@ def _copy_state(d, keep):
 # %% ../nbs/03_lr_finder.ipynb #0929973c
 class LRFinder(ParamScheduler):
     "Training with exponentially growing learning rates for `num_it` batches, stopping when the loss diverges"
+    leaves_no_trace = True  # `Checkpoint` saves nothing in its fit
     def __init__(self, start_lr=1e-7, end_lr=10, num_it=100, stop_div=True):
         if not (isinstance(num_it, int) and num_it >= 1): raise ValueError(f"num_it={num_it!r} is not allowed: give an integer >= 1")
         for name,v in (('start_lr', start_lr), ('end_lr', end_lr)): group_values(name, v, _n_values(v))
@@ -216,6 +217,7 @@ def curve_warning(lrs, losses, num_it, min_points=20, min_fall=10., min_rel_fall
 # %% ../nbs/03_lr_finder.ipynb #e4350b4a
 class TrialScheduler(OneCycleScheduler):
     "1cycle to `lr` over `n_it` training batches, across epochs, then stop without validating: one trial of `lr_find`"
+    leaves_no_trace = True  # `Checkpoint` saves nothing in its fit
     def __init__(self, lr, n_it): super().__init__(lr); self.n_it = n_it
     def run_epochs(self, n_epoch): return n_epoch
     def positions(self, epoch, n_iter, tot): return [min((epoch*n_iter + i) / self.n_it, 1.) for i in range(n_iter)]

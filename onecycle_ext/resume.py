@@ -170,8 +170,9 @@ class Checkpoint(Callback):
 
     def save(self, epoch, it, finished=False):
         learn = self.learn
-        # Not in lr_find's fits (its range test, its trials), nor outside a fit: `learn.validate()` runs `after_epoch` too.
-        if getattr(learn, 'lr_finder', None) is not None or getattr(learn, 'trial_scheduler', None) is not None: return
+        # Not in lr_find's fits (its range test, its trials: their callbacks say `leaves_no_trace`), nor outside a fit:
+        # `learn.validate()` runs `after_epoch` too.
+        if any(getattr(cb, 'leaves_no_trace', False) for cb in learn.cbs): return
         if 'run_identity' not in learn.__dict__: return
         # Rank 0's saver decides for every rank (a skipped save must be skipped by all, or the others would wait for it).
         if not on_rank0(learn, lambda: self.saver.ready(f"epoch {epoch}, batch {it}", skip=False if finished else None)): return
