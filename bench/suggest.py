@@ -57,6 +57,26 @@ class Cache:
             e['trials'] = [rates, trial_losses(learn, rates, 100, Snapshot(learn))]
         return e['trials']
 
+    def checks(self, task, seed, rates):
+        "The validation losses of trials at `rates` on the fresh learner, cached per rate (each trial starts from the same state)"
+        d = self.entry(task, seed).setdefault('checks', {})
+        todo = [r for r in rates if f"{r:.6g}" not in d]
+        if todo:
+            learn = learner(task, seed)
+            d.update({f"{r:.6g}": l for r,l in zip(todo, trial_losses(learn, todo, 100, Snapshot(learn)))})
+        return [d[f"{r:.6g}"] for r in rates]
+
+CHECK_MARGIN = .15  # the higher rate must end its trial at a validation loss this much lower
+
+def lr_find_checked(cache, task, seed):
+    """Candidate, not the default: `lr_find_default`, then on a curve that falls, one trial at that rate and one 10**0.5
+    above it; the higher rate is kept when its trial's validation loss is `CHECK_MARGIN` lower"""
+    lr = lr_find_default(cache, task, seed)
+    if _flat(*suggestion_points(*cache.curve(task, seed), 100)): return lr
+    rates = [float(f"{lr:.6g}"), float(f"{lr*10**.5:.6g}")]
+    at,above = cache.checks(task, seed, rates)
+    return rates[1] if above < (1 - CHECK_MARGIN)*at else rates[0]
+
 def lr_find_default(cache, task, seed):
     "What `lr_find()` returns on the fresh learner: `consensus`, or on a flat curve the best of its trials"
     lrs,losses = suggestion_points(*cache.curve(task, seed), 100)
@@ -94,7 +114,7 @@ def evaluate(cache, funcs, tasks, seeds, log=print):
     for task in tasks:
         res = out[task.name] = Result(task, [[cache.fit(task, seed, lr) for lr in task.grid()] for seed in seeds])
         for f in funcs:
-            lrs = [f(cache, task, seed) if f is lr_find_default else suggest(f, cache.curve(task, seed)) for seed in seeds]
+            lrs = [f(cache, task, seed) if f in (lr_find_default, lr_find_checked) else suggest(f, cache.curve(task, seed)) for seed in seeds]
             res.funcs[getattr(f, '__name__', str(f))] = (lrs, [cache.fit(task, seed, lr) for seed,lr in zip(seeds, lrs)])
         cache.save()
         log(f"{task.name}: " + ", ".join(f"{n} {res.regret(n):+.1f}" for n in res.funcs))
@@ -142,7 +162,7 @@ def main():
     torch.set_num_threads(1)
     seeds = a.seeds or ([0, 1] if a.quick else list(range(5)))
     start = time.time()
-    funcs = FUNCS + (lr_find_default,)
+    funcs = FUNCS + (lr_find_default, lr_find_checked)
     names,lines = [f.__name__ for f in funcs],[]
     for group,(tasks,cache) in groups(a.quick).items():
         title = GROUPS[group]
