@@ -207,7 +207,7 @@ FRESH3 = [
     Task('dots_cnn2d_bn_nesterov_wd', lambda: dots(6000), lambda: conv2d(5, bn=True, pool=2), 'ce', Nesterov, 128, 3, (1e-3, 10),
          True, about='synthetic images of 1-5 dots (6000), 2-D CNN with BatchNorm, torch SGD Nesterov, weight decay 5e-4'),
     Task('finetune_trends_gru', lambda: trends(600, 1000, seed=2193), lambda: Pretrained(GRUBody(), 32, TRENDS), 'ce', Adam, 32, 3,
-         (1e-4, 100), True, fine_tune='trends', about='synthetic trends, 5 classes (600), frozen GRU body pretrained on 3'),
+         (1e-4, 1e3), True, fine_tune='trends', about='synthetic trends, 5 classes (600), frozen GRU body pretrained on 3'),
     Task('pointer_attn_radam', lambda: pointer(4000), lambda: AttnReg(16, 17, 32, 16), 'ce', RAdam, 64, 4, (1e-4, 1), True,
          about='synthetic pointer-lookup token sequences (4000), 10% label noise, self-attention read at the first token'),
     Task('ridges_resmlp_ln_mse_ranger', lambda: ridges(12000), lambda: ResMLP(16, 1), 'mse', ranger, 64, 2, (1e-4, 1), True,
