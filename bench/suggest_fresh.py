@@ -168,17 +168,21 @@ class TinyAttn(nn.Module):
 
 # ---- the fine-tuning task's body: a CNN with BatchNorm trained once on 4 of the 6 shapes, then fine-tuned on all 6
 
-@functools.lru_cache(None)
-def _shapes_body():
-    "Weights of `cnn2d(bn=True)`'s body after 3 epochs of 1cycle (Adam 3e-3, seed 0) on 4000 images of shapes 0-3"
-    x,y,_,_ = shapes(4000, 1, classes=4, seed=211)
+def pretrain(make_model, x, y):
+    "The body's weights of `make_model()` (a `Pretrained`) after 3 epochs of 1cycle (Adam 3e-3, seed 0) on `x`, `y`"
     set_seed(0, reproducible=True)
-    model = Pretrained(cnn2d(4, bn=True)[:-1], 288, 4)
+    model = make_model()
     ds = list(zip(x, y))
     dls = DataLoaders(DataLoader(ds, bs=64, shuffle=True, drop_last=True), DataLoader(ds[:256], bs=256))
     learn = Learner(dls, model, loss_func=nn.CrossEntropyLoss(), opt_func=Adam)
     _quiet(learn).fit_one_cycle(3, 3e-3)
-    return {k: v.clone() for k,v in model.body.state_dict().items()},288
+    return {k: v.clone() for k,v in model.body.state_dict().items()}
+
+@functools.lru_cache(None)
+def _shapes_body():
+    "Weights of `cnn2d(bn=True)`'s body pretrained on 4000 images of shapes 0-3"
+    x,y,_,_ = shapes(4000, 1, classes=4, seed=211)
+    return pretrain(lambda: Pretrained(cnn2d(4, bn=True)[:-1], 288, 4), x, y),288
 
 _old_body = suggest_tasks._pretrained_body
 def _pretrained_body(kind):
@@ -249,18 +253,20 @@ def grid_table(cache, tasks, seeds):
                      f"{s[:, i].std():.3f} | {t.grid()[0]:.0e}: {m[0]:.3f} | {t.grid()[-1]:.0e}: {m[-1]:.3f} |")
     return lines
 
-def main():
+def cli(tasks, path):
+    "The command line of a fresh set's module: `--fill` its cache at `path`, `--grid` its table"
     p = argparse.ArgumentParser()
     p.add_argument('--fill', action='store_true', help='train the grids and run the range tests into the cache')
     p.add_argument('--grid', action='store_true', help='print the table of grid scores from the cache')
     p.add_argument('--seeds', type=int, nargs='+', default=SEEDS)
-    p.add_argument('--tasks', nargs='+', help='task names (default: all 10)')
+    p.add_argument('--tasks', nargs='+', help=f'task names (default: all {len(tasks)})')
     a = p.parse_args()
     torch.set_num_threads(1)
     from suggest import Cache
-    cache = Cache(CACHE)
-    tasks = [BY_NAME[n] for n in a.tasks] if a.tasks else FRESH
+    cache = Cache(path)
+    by_name = {t.name: t for t in tasks}
+    tasks = [by_name[n] for n in a.tasks] if a.tasks else tasks
     if a.fill: fill(cache, tasks, a.seeds)
     if a.grid: print("\n".join(grid_table(cache, tasks, a.seeds)))
 
-if __name__ == '__main__': main()
+if __name__ == '__main__': cli(FRESH, CACHE)

@@ -11,20 +11,16 @@ Every validation set has 1000 samples or more, so one seed's score is not noise.
 
 `--fill` writes bench/suggest_fresh2_cache.json (`suggest.Cache`: every grid rate and seed, and each seed's range test).
 """
-import argparse, functools, math, os, sys, warnings
+import functools, math, os, sys, warnings
 os.environ.setdefault('MPLBACKEND', 'Agg')
 warnings.filterwarnings('ignore')
 import torch
 from torch import nn
 sys.path.insert(0, os.path.dirname(__file__))
 import suggest_tasks, suggest_fresh
-from suggest_tasks import Task, Pretrained, _split, _standardize, _noisy, _quiet, SGDm
-from suggest_fresh import SEEDS, fill, grid_table
-from fastai.data.core import DataLoaders
-from fastai.data.load import DataLoader
-from fastai.learner import Learner
+from suggest_tasks import Task, Pretrained, _split, _standardize, _noisy, SGDm
+from suggest_fresh import cli, pretrain
 from fastai.optimizer import Adam, RMSProp, Lamb, ranger, QHAdam, RAdam, OptimWrapper
-from fastai.torch_core import set_seed
 
 CACHE = os.path.join(os.path.dirname(__file__), 'suggest_fresh2_cache.json')
 
@@ -197,15 +193,9 @@ class AttnReg(suggest_tasks.Attn):
 
 @functools.lru_cache(None)
 def _waves_body():
-    "Weights of `conv1d(bn=True)`'s body after 3 epochs of 1cycle (Adam 3e-3, seed 0) on 4000 signals of wave types 0-3"
+    "Weights of `conv1d(bn=True)`'s body pretrained (`suggest_fresh.pretrain`) on 4000 signals of wave types 0-3"
     x,y,_,_ = waveforms(4000, 1, classes=4, seed=1811)
-    set_seed(0, reproducible=True)
-    model = Pretrained(conv1d(4)[:-1], 16, 4)
-    ds = list(zip(x, y))
-    dls = DataLoaders(DataLoader(ds, bs=64, shuffle=True, drop_last=True), DataLoader(ds[:256], bs=256))
-    learn = Learner(dls, model, loss_func=nn.CrossEntropyLoss(), opt_func=Adam)
-    _quiet(learn).fit_one_cycle(3, 3e-3)
-    return {k: v.clone() for k,v in model.body.state_dict().items()},16
+    return pretrain(lambda: Pretrained(conv1d(4)[:-1], 16, 4), x, y),16
 
 _prev_body = suggest_tasks._pretrained_body   # already extended by suggest_fresh with 'shapes'
 def _pretrained_body(kind):
@@ -242,18 +232,4 @@ FRESH2 = [
 ]
 BY_NAME = {t.name: t for t in FRESH2}
 
-def main():
-    p = argparse.ArgumentParser()
-    p.add_argument('--fill', action='store_true', help='train the grids and run the range tests into the cache')
-    p.add_argument('--grid', action='store_true', help='print the table of grid scores from the cache')
-    p.add_argument('--seeds', type=int, nargs='+', default=SEEDS)
-    p.add_argument('--tasks', nargs='+', help='task names (default: all 10)')
-    a = p.parse_args()
-    torch.set_num_threads(1)
-    from suggest import Cache
-    cache = Cache(CACHE)
-    tasks = [BY_NAME[n] for n in a.tasks] if a.tasks else FRESH2
-    if a.fill: fill(cache, tasks, a.seeds)
-    if a.grid: print("\n".join(grid_table(cache, tasks, a.seeds)))
-
-if __name__ == '__main__': main()
+if __name__ == '__main__': cli(FRESH2, CACHE)
