@@ -18,7 +18,8 @@ from .process import _rng_state, _set_rng_state, _distributed, _world_size, coll
 
 # %% auto #0
 __all__ = ['FLAT', 'Snapshot', 'LRFinder', 'valley', 'slide', 'minimum', 'steep', 'descent', 'consensus', 'curve_warning',
-           'TrialScheduler', 'trial_rates', 'trial_losses', 'suggestion_points', 'suggested_lrs']
+           'TrialScheduler', 'trial_rates', 'trial_losses', 'start_loss', 'trial_search', 'suggestion_points',
+           'suggested_lrs']
 
 # %% ../nbs/03_lr_finder.ipynb #a927743c
 def _clone(x):
@@ -233,9 +234,9 @@ def _best_trial(rates, losses):
     "The rate whose trial ended at the lowest loss; None if every trial diverged"
     return rates[losses.index(min(losses))] if math.isfinite(min(losses)) else None
 
-def trial_rates(lrs):
-    "Where trials look when the curve is flat: half a decade to two decades below the last rate the test reached"
-    return [float(lrs[-1]) * 10**(-k/2) for k in range(1, 5)]
+def trial_rates(lrs, n=8):
+    "Where trials look when the curve is flat: `n` rates half a decade apart, from half a decade below the last rate the test reached"
+    return [float(lrs[-1]) * 10**(-k/2) for k in range(1, n+1)]
 
 def trial_losses(learn, rates, n_it, snapshot):
     """The validation loss after `n_it` batches of 1cycle at each of `rates` (inf if it diverged), each from `snapshot`'s
@@ -251,6 +252,27 @@ def trial_losses(learn, rates, n_it, snapshot):
         if _distributed(learn): loss = _mean_over_ranks(loss)  # every rank picks the same rate
         out.append(loss if math.isfinite(loss) else math.inf)
     return out
+
+def start_loss(learn, snapshot, lrs, losses):
+    """What a trial must beat to have trained: the validation loss of `snapshot`'s state; without validation data, where
+    the range test's curve (`lrs`, `losses`) starts, averaged as `consensus` reads it"""
+    if not len(learn.dls.valid): return float(_averaged(*_curve(lrs, losses))[0])
+    snapshot.restore()
+    if learn.opt is None: learn.create_opt()  # as a fit would: callbacks may read the optimizer (the snapshot removes it again)
+    with learn.no_logging(): loss = float(learn.validate()[0])
+    return _mean_over_ranks(loss) if _distributed(learn) else loss
+
+def _trained(loss, start): return loss < (1 - FLAT)*start
+
+def trial_search(loss_at, rates, start):
+    """`loss_at(rate)` for `rates` in turn, until a trial has trained (ended `FLAT` below `start`) and the two after the
+    best did worse: the rates tried and their losses"""
+    losses = []
+    for lr in rates:
+        losses.append(loss_at(lr))
+        best = losses.index(min(losses))
+        if _trained(losses[best], start) and best <= len(losses) - 3: break
+    return rates[:len(losses)],losses
 
 # %% ../nbs/03_lr_finder.ipynb #c8cacd09
 def suggestion_points(lrs, losses, num_it, skip_end=5):
@@ -279,8 +301,8 @@ def suggested_lrs(names, values, lrs, losses, points, others=None):
 @patch
 def lr_find(self:Learner, start_lr=1e-7, end_lr=10, num_it=100, stop_div=True, show_plot=True, suggest_funcs=(consensus,), trials=True):
     """Run an LR range test and return `SuggestedLRs`, leaving the learner as it was but for the recorder's `range_test`.
-    With `trials`, a test whose loss hardly falls (by less than `FLAT`) is followed by 4 short 1cycle trials below where it
-    ended, and `consensus` is the one with the lowest validation loss"""
+    With `trials`, a test whose loss hardly falls (by less than `FLAT`) is followed by short 1cycle trials, going down from
+    where it ended until one trains (`trial_search`), and `consensus` is the one with the lowest validation loss"""
     cb = LRFinder(start_lr=start_lr, end_lr=end_lr, num_it=num_it, stop_div=stop_div)
     funcs = tuple(suggest_funcs) if isinstance(suggest_funcs, (list, tuple)) else (suggest_funcs,)
     if not funcs or not all(callable(f) for f in funcs):
@@ -298,15 +320,17 @@ def lr_find(self:Learner, start_lr=1e-7, end_lr=10, num_it=100, stop_div=True, s
         msg = curve_warning(t_lrs, t_losses, num_it)
         if trials and _flat(t_lrs, t_losses):
             # No rule can read a flat curve (bench/suggest.py: the default then lands tens of points off); trials can.
-            rates = trial_rates(t_lrs)
-            losses = trial_losses(self, rates, num_it, cb.snapshot)
+            start = start_loss(self, cb.snapshot, t_lrs, t_losses)
+            rates,losses = trial_search(lambda r: trial_losses(self, [r], num_it, cb.snapshot)[0], trial_rates(t_lrs), start)
             if (lr := _best_trial(rates, losses)) is not None:
                 l,s = _curve(t_lrs, t_losses)
                 found = [(lr, (lr, float(np.interp(np.log(lr), np.log(l), s)))) if f is consensus else r for f,r in zip(funcs, found)]
                 others['consensus'] = lr
                 msg = (f"lr_find: the loss falls by {100*_relative_fall(t_lrs, t_losses):.2g}% of its value over the whole test, "
                        f"so no rule can read it: `consensus` is instead the best of {len(rates)} trials of {num_it} batches of 1cycle at "
-                       f"{', '.join(f'{r:.1e}' for r in rates)} ({'validation' if len(self.dls.valid) else 'training'} loss {', '.join(f'{l:.3g}' for l in losses)}): {lr:.1e}")
+                       f"{', '.join(f'{r:.1e}' for r in rates)} ({'validation' if len(self.dls.valid) else 'training'} loss {', '.join(f'{l:.3g}' for l in losses)}; "
+                       f"{start:.3g} before training): {lr:.1e}" + ("" if _trained(min(losses), start) else
+                       ". None of them trained either: check the model, the data and the loss, or raise num_it"))
     finally: cb.snapshot.restore()
     if msg: warnings.warn(msg, stacklevel=2)
     res = suggested_lrs([_name(f) for f in funcs], [s for s,_ in found], *curve, [p for _,p in found], others)

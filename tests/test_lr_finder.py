@@ -7,13 +7,17 @@ from torch import nn
 from fastai.data.core import DataLoaders
 from fastai.data.load import DataLoader
 from fastai.learner import Learner
-from fastai.optimizer import Adam, SGD
+from functools import partial
+from sklearn.datasets import make_circles
+from fastai.optimizer import Adam, SGD, OptimWrapper
+from fastai.metrics import accuracy
 from fastai.callback.core import Callback
 from fastai.callback.training import GradientAccumulation
 from fastai.torch_core import set_seed
 import fastai.callback.schedule as fs
 from conftest import FASTAI, fastai_methods, synth
-from onecycle_ext import LRFinder, Checkpoint, valley, slide, minimum, steep, descent, suggestion_points, trial_rates, trial_losses
+from onecycle_ext import (LRFinder, Checkpoint, valley, slide, minimum, steep, descent, suggestion_points, trial_rates, trial_losses,
+                          start_loss, trial_search)
 from onecycle_ext.lr_finder import Snapshot
 
 def mlp_learner(path, seed=0, n_groups=1):
@@ -221,11 +225,12 @@ def test_a_flat_range_test_is_followed_by_trials_that_leave_no_trace(tmp_path):
     own reading does not; the trials, like the test, leave the learner as it was, even with a Checkpoint attached"""
     learn = xor_learner(tmp_path, cbs=[Checkpoint(every_iters=5)])
     before = state(learn)
-    with pytest.warns(UserWarning, match=r'best of 4 trials of 100 batches'): res = learn.lr_find(show_plot=False)
+    with pytest.warns(UserWarning, match=r'best of \d trials of 100 batches'): res = learn.lr_find(show_plot=False)
     assert_same_state(before, state(learn))
-    rates = trial_rates(suggestion_points(res.lrs, res.losses, 100)[0])
+    points = suggestion_points(res.lrs, res.losses, 100)
     again = xor_learner(tmp_path)
-    losses = trial_losses(again, rates, 100, Snapshot(again))
+    snap = Snapshot(again)
+    rates,losses = trial_search(lambda r: trial_losses(again, [r], 100, snap)[0], trial_rates(points[0]), start_loss(again, snap, *points))
     assert res.consensus == rates[int(np.argmin(losses))]
     with pytest.warns(UserWarning, match='is a guess'): curve_only = xor_learner(tmp_path).lr_find(show_plot=False, trials=False)
     def fitted(lr):
@@ -233,8 +238,32 @@ def test_a_flat_range_test_is_followed_by_trials_that_leave_no_trace(tmp_path):
         return float(l.recorder.values[-1][0]), float(l.recorder.values[-1][1])  # training, validation loss
     assert fitted(res.consensus)[1] < fitted(curve_only.consensus)[1] - 0.005
 
+def rings_learner(path, seed=0):
+    "A 4-layer ReLU MLP on scikit-learn's noisy circles under torch's RMSprop: every rate above ~1e-2 leaves it at chance"
+    x,y = make_circles(3000, noise=.12, factor=.6, random_state=0)
+    ds = list(zip(torch.tensor(x, dtype=torch.float32), torch.tensor(y)))
+    set_seed(seed)
+    dls = DataLoaders(DataLoader(ds[:2000], bs=32, shuffle=True), DataLoader(ds[2000:], bs=500))
+    layers = [nn.Linear(2, 32), nn.ReLU()] + [m for _ in range(3) for m in (nn.Linear(32, 32), nn.ReLU())] + [nn.Linear(32, 2)]
+    learn = Learner(dls, nn.Sequential(*layers), loss_func=nn.CrossEntropyLoss(), metrics=accuracy, path=path,
+                    opt_func=partial(OptimWrapper, opt=torch.optim.RMSprop))
+    learn.remove_cbs(learn.cbs.filter(lambda cb: type(cb).__name__ == 'ProgressCallback'))
+    learn.logger = lambda *a, **k: None
+    return learn
+
+def test_trials_go_down_until_one_trains(tmp_path):
+    """The whole range test sits at chance, and so do the trials in the two decades below where it ended: the trials go on
+    down until one trains, and the fit at `consensus` trains where the lowest of those first rates does not"""
+    with pytest.warns(UserWarning, match=r'best of [5-8] trials'): res = rings_learner(tmp_path).lr_find(show_plot=False)
+    first = trial_rates(suggestion_points(res.lrs, res.losses, 100)[0])[:4]
+    assert res.consensus < first[-1]
+    def accuracy_at(lr):
+        learn = rings_learner(tmp_path); learn.fit_one_cycle(3, lr)
+        return float(learn.validate()[1])
+    assert accuracy_at(res.consensus) > .9 > accuracy_at(first[-1]) + .2
+
 def test_trials_without_validation_data_read_the_training_loss(tmp_path):
     "No validation set: each trial is judged on its last smoothed training loss, and says so"
     learn = xor_learner(tmp_path, n_valid=0)
-    with pytest.warns(UserWarning, match=r'best of 4 trials .*\(training loss'): res = learn.lr_find(show_plot=False)
+    with pytest.warns(UserWarning, match=r'best of \d trials .*\(training loss'): res = learn.lr_find(show_plot=False)
     assert res.consensus in trial_rates(suggestion_points(res.lrs, res.losses, 100)[0])
