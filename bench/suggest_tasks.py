@@ -13,6 +13,7 @@ from fastai.data.core import DataLoaders
 from fastai.data.load import DataLoader
 from fastai.learner import Learner
 from fastai.metrics import accuracy, accuracy_multi
+from fastai.losses import LabelSmoothingCrossEntropy
 from fastai.optimizer import Adam, SGD, RMSProp, Lamb
 from fastai.torch_core import set_seed, params
 import onecycle_ext  # noqa: F401  (fit_one_cycle, fine_tune, lr_find)
@@ -167,6 +168,7 @@ class Task:
     held_out: bool
     fine_tune: str = ''   # '' or the pretrained body's kind
     about: str = ''
+    moms: tuple = (0.95, 0.85, 0.95)   # the Learner's, which `fit_one_cycle` cycles (fastai's default)
 
     @property
     def unit(self): return '% loss' if self.loss == 'mse' else 'points'
@@ -180,7 +182,8 @@ def _quiet(learn):
     learn.logger = lambda *a, **k: None
     return learn
 
-LOSSES = {'ce': (nn.CrossEntropyLoss, accuracy), 'mse': (nn.MSELoss, None), 'bce': (nn.BCEWithLogitsLoss, accuracy_multi)}
+LOSSES = {'ce': (nn.CrossEntropyLoss, accuracy), 'mse': (nn.MSELoss, None), 'bce': (nn.BCEWithLogitsLoss, accuracy_multi),
+          'ls': (LabelSmoothingCrossEntropy, accuracy)}   # 'ls': cross-entropy with label smoothing 0.1
 SGDm = functools.partial(SGD, mom=0.9)
 
 def _mnist1d_noisy(frac, n_train):
@@ -240,7 +243,7 @@ def learner(task, seed):
     for dl in dls.loaders: dl.rng = random.Random(seed)
     loss,metric = LOSSES[task.loss]
     kw = dict(splitter=lambda m: [params(m.body), params(m.head)]) if task.fine_tune else {}
-    learn = Learner(dls, model, loss_func=loss(), opt_func=task.opt, metrics=[metric] if metric else [], **kw)
+    learn = Learner(dls, model, loss_func=loss(), opt_func=task.opt, metrics=[metric] if metric else [], moms=task.moms, **kw)
     if task.fine_tune: learn.freeze()
     return _quiet(learn)
 
