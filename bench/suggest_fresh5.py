@@ -21,7 +21,7 @@ import torch
 from torch import nn
 sys.path.insert(0, os.path.dirname(__file__))
 import suggest_tasks
-from suggest_tasks import Task, Pretrained, _split, _noisy, mlp as drop_mlp
+from suggest_tasks import Task, Pretrained, _split, _noisy, mnist1d, mlp as drop_mlp
 from suggest_fresh import cli, pretrain, _shape, SHAPES
 from suggest_fresh2 import _gen, mlp, conv2d
 from suggest_fresh3 import _tensors, ResMLP
@@ -67,16 +67,9 @@ def scenes(n_train, n_valid=1000, side=16, noise=0.2):
             x[i, 0, r:r+5, c:c+5] += stencils[k]
     return _split(x, y, n_valid, seed=4131)
 
-@functools.lru_cache(None)
 def mnist1d_hard():
     "MNIST-1D generated anew (seed 4141, 6000 samples) with more noise, scaling and shear than its defaults; 4800 train, 1200 validation"
-    from mnist1d.data import make_dataset, get_dataset_args
-    args = get_dataset_args(); args.num_samples,args.seed = 6000,4141
-    args.iid_noise_scale,args.corr_noise_scale,args.scale_coeff,args.shear_scale = 0.05,0.35,0.5,0.9
-    d = make_dataset(args)
-    x,xv = torch.tensor(d['x'], dtype=torch.float32),torch.tensor(d['x_test'], dtype=torch.float32)
-    m,s = x.mean(),x.std()
-    return (x-m)/s,torch.tensor(d['y']),(xv-m)/s,torch.tensor(d['y_test'])
+    return mnist1d(6000, 4141, iid_noise_scale=0.05, corr_noise_scale=0.35, scale_coeff=0.5, shear_scale=0.9)
 
 @functools.lru_cache(None)
 def brackets(n_train, n_valid=2000, length=20, vocab=30):
