@@ -182,7 +182,7 @@ FRESH5 = [
          about='scikit-learn noisy swiss roll (8000), position regression, 3-layer MLP, momentum 0.9, weight decay 1e-4'),
     Task('lowrank_dropout_mse_qhadam', lambda: lowrank(1500), lambda: drop_mlp(40, 1, drop=0.2), 'mse', QHAdam, 32, 5, (1e-5, 1),
          True, about='scikit-learn low-rank regression, bent (1500), MLP with dropout 0.2'),
-    Task('scenes_cnn_gn_bce_adamw', lambda: scenes(3000), lambda: conv2d_gn(SHAPES), 'bce', AdamW, 64, 3, (1e-5, 1), True,
+    Task('scenes_cnn_gn_bce_adamw', lambda: scenes(3000), lambda: conv2d_gn(SHAPES), 'bce', AdamW, 64, 6, (1e-5, 1), True,
          about='synthetic scenes of 6 shapes (3000), multi-label, CNN with GroupNorm, torch AdamW (weight decay 0.05)'),
     Task('mnist1d_hard_transformer_radam', mnist1d_hard, PatchTransformer, 'ce', RAdam, 128, 6, (1e-5, 1), True,
          about='MNIST-1D regenerated with more noise and shear (4800), patch transformer with dropout'),
