@@ -35,9 +35,11 @@ def _noisy(y, frac, n_classes, seed=1):
     return torch.where(flip, torch.randint(0, n_classes, (len(y),), generator=g), y)
 
 @functools.lru_cache(None)
-def mnist1d(n=5000):
+def mnist1d(n=5000, seed=42, **changes):
+    "MNIST-1D generated with `n` samples and `seed` (80% train), its generator's other arguments at their defaults but `changes`"
     from mnist1d.data import make_dataset, get_dataset_args
-    args = get_dataset_args(); args.num_samples = n; args.seed = 42
+    args = get_dataset_args(); args.num_samples = n; args.seed = seed
+    for k,v in changes.items(): setattr(args, k, v)
     d = make_dataset(args)
     x,xv = torch.tensor(d['x'], dtype=torch.float32),torch.tensor(d['x_test'], dtype=torch.float32)
     m,s = x.mean(),x.std()
