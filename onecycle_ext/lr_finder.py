@@ -17,9 +17,9 @@ from .fit import *
 from .process import _rng_state, _set_rng_state, _distributed, _world_size, collective_device
 
 # %% auto #0
-__all__ = ['FLAT', 'Snapshot', 'LRFinder', 'valley', 'slide', 'minimum', 'steep', 'descent', 'consensus', 'curve_warning',
-           'TrialScheduler', 'trial_rates', 'trial_losses', 'start_loss', 'trial_search', 'suggestion_points',
-           'suggested_lrs']
+__all__ = ['FLAT', 'READABLE', 'Snapshot', 'LRFinder', 'valley', 'slide', 'minimum', 'steep', 'descent', 'consensus',
+           'curve_warning', 'TrialScheduler', 'trial_rates', 'trial_losses', 'start_loss', 'trial_search',
+           'suggestion_points', 'suggested_lrs']
 
 # %% ../nbs/03_lr_finder.ipynb #a927743c
 def _clone(x):
@@ -193,11 +193,17 @@ def consensus(lrs, losses, num_it):
 
 # %% ../nbs/03_lr_finder.ipynb #abad8ef5
 FLAT = .01  # a range test whose loss falls by less than this fraction of its value trained nothing at any rate
+READABLE = .05  # a rule reads a range test only if its loss falls by at least this fraction of its value (and clears its noise)
 
 def _relative_fall(lrs, losses):
     "How much the loss falls over the test, as a fraction of its first value, on the curve averaged as `consensus` reads it"
     avg = _averaged(*_curve(lrs, losses))
     return (avg[0] - avg.min()) / abs(avg[0])
+
+def _fall_and_noise(losses):
+    "How far the smoothed loss falls from its first point to its lowest, and its typical move per batch before that"
+    low = int(np.argmin(losses))
+    return float(losses[0] - losses[low]),float(np.median(np.abs(np.diff(losses[:max(low, 2)]))))
 
 def curve_warning(lrs, losses, num_it, min_points=20, min_fall=10., min_rel_fall=FLAT):
     "Why the suggestion points `lrs`, `losses` are too few or too noisy to suggest from, and what to change; None if they are not"
@@ -205,10 +211,9 @@ def curve_warning(lrs, losses, num_it, min_points=20, min_fall=10., min_rel_fall
     if len(losses) < min_points:
         return (f"lr_find: only {len(losses)} points of the curve to suggest from (num_it={num_it}), too few to trust a suggestion: "
                 f"raise num_it (e.g. num_it={2*num_it}), or lower end_lr if the loss diverged early")
-    low = int(np.argmin(losses))
-    noise = float(np.median(np.abs(np.diff(losses[:max(low, 2)]))))  # the typical move of the smoothed loss per batch
-    if losses[0] - losses[low] < min_fall * noise:
-        return (f"lr_find: the loss falls by {losses[0]-losses[low]:.3g}, less than {min_fall:g} times its batch-to-batch noise "
+    fall,noise = _fall_and_noise(losses)
+    if fall < min_fall * noise:
+        return (f"lr_find: the loss falls by {fall:.3g}, less than {min_fall:g} times its batch-to-batch noise "
                 f"({noise:.3g}), so the suggestion is a guess: use a larger batch size or raise num_it (e.g. num_it={2*num_it})")
     if (fall := _relative_fall(lrs, losses)) < min_rel_fall:
         return (f"lr_find: the loss falls by {100*fall:.2g}% of its value over the whole test: no rate trained long enough to "
@@ -226,16 +231,18 @@ class TrialScheduler(OneCycleScheduler):
         if not math.isfinite(float(self.learn.smooth_loss)) or self.learn.train_iter >= self.n_it: raise CancelFitException()
     def before_validate(self): raise CancelValidException()
 
-def _flat(lrs, losses):
-    "Whether the test's loss falls by less than `FLAT` of its value: no rule can read it, so `lr_find` runs trials"
-    return _relative_fall(lrs, losses) < FLAT
+def _readable(lrs, losses, min_fall=10.):
+    """Whether a rule can read the test: its loss falls by `READABLE` of its value and by `min_fall` times its batch-to-batch
+    noise. Otherwise the lowest point is noise and `lr_find` runs trials (bench/suggest.py: rules then land up to 50 points off)"""
+    fall,noise = _fall_and_noise(_curve(lrs, losses)[1])
+    return _relative_fall(lrs, losses) >= READABLE and fall >= min_fall*noise
 
 def _best_trial(rates, losses):
     "The rate whose trial ended at the lowest loss; None if every trial diverged"
     return rates[losses.index(min(losses))] if math.isfinite(min(losses)) else None
 
 def trial_rates(lrs, n=8):
-    "Where trials look when the curve is flat: `n` rates half a decade apart, from half a decade below the last rate the test reached"
+    "Where trials look when the curve cannot be read: `n` rates half a decade apart, from half a decade below the last rate the test reached"
     return [float(lrs[-1]) * 10**(-k/2) for k in range(1, n+1)]
 
 def trial_losses(learn, rates, n_it, snapshot):
@@ -301,8 +308,9 @@ def suggested_lrs(names, values, lrs, losses, points, others=None):
 @patch
 def lr_find(self:Learner, start_lr=1e-7, end_lr=10, num_it=100, stop_div=True, show_plot=True, suggest_funcs=(consensus,), trials=True):
     """Run an LR range test and return `SuggestedLRs`, leaving the learner as it was but for the recorder's `range_test`.
-    With `trials`, a test whose loss hardly falls (by less than `FLAT`) is followed by short 1cycle trials, going down from
-    where it ended until one trains (`trial_search`), and `consensus` is the one with the lowest validation loss"""
+    With `trials`, a test no rule can read (its loss falls by less than `READABLE`, or within its noise) is followed by short
+    1cycle trials, going down from where it ended until one trains (`trial_search`), and `consensus` is the one with the
+    lowest validation loss"""
     cb = LRFinder(start_lr=start_lr, end_lr=end_lr, num_it=num_it, stop_div=stop_div)
     funcs = tuple(suggest_funcs) if isinstance(suggest_funcs, (list, tuple)) else (suggest_funcs,)
     if not funcs or not all(callable(f) for f in funcs):
@@ -318,19 +326,21 @@ def lr_find(self:Learner, start_lr=1e-7, end_lr=10, num_it=100, stop_div=True, s
         found = [f(t_lrs, t_losses, num_it) for f in funcs]
         others = {_name(f): f(t_lrs, t_losses, num_it)[0] for f in _EVERY}
         msg = curve_warning(t_lrs, t_losses, num_it)
-        if trials and _flat(t_lrs, t_losses):
-            # No rule can read a flat curve (bench/suggest.py: the default then lands tens of points off); trials can.
+        if trials and not _readable(t_lrs, t_losses):
             start = start_loss(self, cb.snapshot, t_lrs, t_losses)
             rates,losses = trial_search(lambda r: trial_losses(self, [r], num_it, cb.snapshot)[0], trial_rates(t_lrs), start)
             if (lr := _best_trial(rates, losses)) is not None:
                 l,s = _curve(t_lrs, t_losses)
                 found = [(lr, (lr, float(np.interp(np.log(lr), np.log(l), s)))) if f is consensus else r for f,r in zip(funcs, found)]
                 others['consensus'] = lr
-                msg = (f"lr_find: the loss falls by {100*_relative_fall(t_lrs, t_losses):.2g}% of its value over the whole test, "
-                       f"so no rule can read it: `consensus` is instead the best of {len(rates)} trials of {num_it} batches of 1cycle at "
-                       f"{', '.join(f'{r:.1e}' for r in rates)} ({'validation' if len(self.dls.valid) else 'training'} loss {', '.join(f'{l:.3g}' for l in losses)}; "
+                fall,noise = _fall_and_noise(s)
+                msg = (f"lr_find: the loss falls by {100*_relative_fall(t_lrs, t_losses):.2g}% of its value over the test, "
+                       f"{fall/max(noise, 1e-12):.2g} times its batch-to-batch noise: too little for a rule to read, so `consensus` "
+                       f"is instead the best of {len(rates)} trials of {num_it} batches of 1cycle at {', '.join(f'{r:.1e}' for r in rates)} "
+                       f"({'validation' if len(self.dls.valid) else 'training'} loss {', '.join(f'{l:.3g}' for l in losses)}; "
                        f"{start:.3g} before training): {lr:.1e}" + ("" if _trained(min(losses), start) else
-                       ". None of them trained either: check the model, the data and the loss, or raise num_it"))
+                       ". None of them trained either: check the model, the data and the loss") +
+                       f". For a curve a rule can read, raise num_it (e.g. num_it={2*num_it}) or the batch size")
     finally: cb.snapshot.restore()
     if msg: warnings.warn(msg, stacklevel=2)
     res = suggested_lrs([_name(f) for f in funcs], [s for s,_ in found], *curve, [p for _,p in found], others)

@@ -13,7 +13,7 @@ from fastai.optimizer import Adam, SGD
 from fastai.torch_core import set_seed
 import fastai.callback.schedule as fs
 from conftest import fastai_methods, synth
-from onecycle_ext import valley, slide, minimum, steep, descent, consensus, suggestion_points
+from onecycle_ext import valley, slide, minimum, steep, descent, consensus, suggestion_points, trial_rates
 
 def mlp_learner(seed=0, n=320, bs=32, noise=False, opt_func=Adam):
     "A small MLP on random data; with `noise`, labels that do not depend on the inputs"
@@ -93,6 +93,12 @@ def test_warns_when_the_loss_never_falls_clearly():
     "Labels that do not depend on the inputs and a batch of 2: the loss only moves by its noise"
     with pytest.warns(UserWarning, match='larger batch size'): res = mlp_learner(noise=True, bs=2).lr_find(show_plot=False, trials=False)
     assert math.isfinite(res.consensus) and res.consensus > 0
+
+def test_a_curve_within_its_noise_is_read_by_trials():
+    "The same noisy test with trials on: no rule reads it, so the trials choose, and say why"
+    with pytest.warns(UserWarning, match=r'times its batch-to-batch noise: too little for a rule to read.*best of \d trials'):
+        res = mlp_learner(noise=True, bs=2).lr_find(show_plot=False)
+    assert res.consensus in trial_rates(suggestion_points(res.lrs, res.losses, 100)[0])
 
 def test_warns_when_the_loss_hardly_falls():
     "Plain SGD on labels that do not depend on the inputs: 100 batches train nothing at any rate, and lr_find says so (trials off)"
