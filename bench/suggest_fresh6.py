@@ -177,7 +177,7 @@ def cnn_drop(n_out=10, nf=16, drop=0.3):
                          nn.MaxPool2d(2), nn.Flatten(), nn.Dropout(drop), nn.Linear(2*nf*9, n_out))
 
 class ResConv1d(nn.Module):
-    "A 1-D conv stem, two dilated residual blocks (conv-ReLU-conv, no normalization), global average pooling, linear head"
+    "A 1-D conv stem, two dilated residual blocks (conv-ReLU-conv, no normalization), global max pooling, linear head"
     def __init__(self, n_out=5, nf=16):
         super().__init__()
         self.stem = nn.Conv1d(1, nf, 5, padding=2)
@@ -187,7 +187,7 @@ class ResConv1d(nn.Module):
     def forward(self, x):
         h = self.stem(x[:, None])
         for b in self.blocks: h = h + b(h)
-        return self.head(torch.relu(h).mean(2))
+        return self.head(torch.relu(h).amax(2))
 
 # ---- the fine-tuning task's body: an LSTM trained once on gestures 0-5, fine-tuned on gestures 4-9
 
