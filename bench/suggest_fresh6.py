@@ -31,6 +31,11 @@ CACHE = os.path.join(os.path.dirname(__file__), 'suggest_fresh6_cache.json')
 
 # ---- data: (x_train, y_train, x_valid, y_valid), fixed whatever the training seed
 
+def _std_target(xt, yt, xv, yv):
+    "A regression split with its target standardized on the training part, as a column"
+    m,s = yt.mean(),yt.std()
+    return xt,((yt-m)/s)[:, None],xv,((yv-m)/s)[:, None]
+
 @functools.lru_cache(None)
 def ratings(n_train, n_valid=2000, users=400, items=300, rank=5):
     "Ratings of (user, item) pairs: a rank-5 dot product plus user and item biases plus noise, standardized"
@@ -39,9 +44,7 @@ def ratings(n_train, n_valid=2000, users=400, items=300, rank=5):
     pu,pi = torch.randn(users, rank, generator=g),torch.randn(items, rank, generator=g)
     bu,bi = torch.randn(users, generator=g),torch.randn(items, generator=g)
     r = (pu[u]*pi[i]).sum(1)/math.sqrt(rank) + 0.7*bu[u] + 0.7*bi[i] + 0.5*torch.randn(n, generator=g)
-    xt,yt,xv,yv = _split(torch.stack([u, i], 1), r, n_valid, seed=5101)
-    m,s = yt.mean(),yt.std()
-    return xt,((yt-m)/s)[:, None],xv,((yv-m)/s)[:, None]
+    return _std_target(*_split(torch.stack([u, i], 1), r, n_valid, seed=5101))
 
 @functools.lru_cache(None)
 def decay(n_train, n_valid=1000, length=30):
@@ -61,9 +64,7 @@ def bumps(n_train, n_valid=1000, n_in=5, k=4):
     x = torch.randn(n, n_in, generator=g)
     c,w = torch.randn(k, n_in, generator=g),torch.randn(k, generator=g).sign()*(1 + torch.rand(k, generator=g))
     y = (w*torch.exp(-((x[:, None] - c)**2).sum(-1)/4)).sum(1) + 0.1*torch.randn(n, generator=g)
-    xt,yt,xv,yv = _split(x, y, n_valid, seed=5121)
-    m,s = yt.mean(),yt.std()
-    return xt,((yt-m)/s)[:, None],xv,((yv-m)/s)[:, None]
+    return _std_target(*_split(x, y, n_valid, seed=5121))
 
 @functools.lru_cache(None)
 def chords(n_train, n_valid=1000, length=48, notes=8, noise=0.6):
