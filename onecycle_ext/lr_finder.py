@@ -17,7 +17,7 @@ from .fit import *
 from .process import _rng_state, _set_rng_state, _distributed, _world_size, collective_device
 
 # %% auto #0
-__all__ = ['FLAT', 'READABLE', 'Snapshot', 'LRFinder', 'valley', 'slide', 'minimum', 'steep', 'descent', 'consensus',
+__all__ = ['FLAT', 'READABLE', 'CLEAR', 'Snapshot', 'LRFinder', 'valley', 'slide', 'minimum', 'steep', 'descent', 'consensus',
            'curve_warning', 'TrialScheduler', 'trial_rates', 'trial_losses', 'start_loss', 'trial_search',
            'suggestion_points', 'suggested_lrs']
 
@@ -193,7 +193,8 @@ def consensus(lrs, losses, num_it):
 
 # %% ../nbs/03_lr_finder.ipynb #abad8ef5
 FLAT = .01  # a range test whose loss falls by less than this fraction of its value trained nothing at any rate
-READABLE = .05  # a rule reads a range test only if its loss falls by at least this fraction of its value (and clears its noise)
+READABLE = .05  # a rule reads a range test only if its loss falls by at least this fraction of its value, and clearly:
+CLEAR = 10.  # by at least this many times the smoothed loss's batch-to-batch noise
 
 def _relative_fall(lrs, losses):
     "How much the loss falls over the test, as a fraction of its first value, on the curve averaged as `consensus` reads it"
@@ -205,7 +206,7 @@ def _fall_and_noise(losses):
     low = int(np.argmin(losses))
     return float(losses[0] - losses[low]),float(np.median(np.abs(np.diff(losses[:max(low, 2)]))))
 
-def curve_warning(lrs, losses, num_it, min_points=20, min_fall=10., min_rel_fall=FLAT):
+def curve_warning(lrs, losses, num_it, min_points=20, min_fall=CLEAR, min_rel_fall=FLAT):
     "Why the suggestion points `lrs`, `losses` are too few or too noisy to suggest from, and what to change; None if they are not"
     lrs,losses = _curve(lrs, losses)
     if len(losses) < min_points:
@@ -231,11 +232,11 @@ class TrialScheduler(OneCycleScheduler):
         if not math.isfinite(float(self.learn.smooth_loss)) or self.learn.train_iter >= self.n_it: raise CancelFitException()
     def before_validate(self): raise CancelValidException()
 
-def _readable(lrs, losses, min_fall=10.):
-    """Whether a rule can read the test: its loss falls by `READABLE` of its value and by `min_fall` times its batch-to-batch
+def _readable(lrs, losses):
+    """Whether a rule can read the test: its loss falls by `READABLE` of its value and by `CLEAR` times its batch-to-batch
     noise. Otherwise the lowest point is noise and `lr_find` runs trials (bench/suggest.py: rules then land up to 50 points off)"""
     fall,noise = _fall_and_noise(_curve(lrs, losses)[1])
-    return _relative_fall(lrs, losses) >= READABLE and fall >= min_fall*noise
+    return _relative_fall(lrs, losses) >= READABLE and fall >= CLEAR*noise
 
 def _best_trial(rates, losses):
     "The rate whose trial ended at the lowest loss; None if every trial diverged"
