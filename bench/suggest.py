@@ -75,13 +75,18 @@ def lr_find_checked(cache, task, seed):
     at,above = (cache.trial(task, seed, r) for r in rates)
     return rates[1] if above < (1 - CHECK_MARGIN)*at else rates[0]
 
-def lr_find_default(cache, task, seed, trials_below=None):
-    """What `lr_find()` returns on the fresh learner: `consensus`, or on a curve no rule can read the best of its trials
-    (`trials_below`: on a curve whose loss falls by less than this fraction, whatever its noise)"""
+def lr_find_trials(cache, task, seed, trials_below=None):
+    """The rates and losses of the trials `lr_find()` runs on the fresh learner, None on a curve a rule reads (`trials_below`:
+    trials on a curve whose loss falls by less than this fraction, whatever its noise)"""
     lrs,losses = suggestion_points(*cache.curve(task, seed), 100)
-    if not _readable(lrs, losses) if trials_below is None else _relative_fall(lrs, losses) < trials_below:
-        tried = trial_search(lambda r: cache.trial(task, seed, r), trial_rates(lrs), cache.start(task, seed))
-        if (lr := _best_trial(*tried)) is not None: return lr
+    if _readable(lrs, losses) if trials_below is None else _relative_fall(lrs, losses) >= trials_below: return None
+    return trial_search(lambda r: cache.trial(task, seed, r), trial_rates(lrs), cache.start(task, seed))
+
+def lr_find_default(cache, task, seed, trials_below=None):
+    "What `lr_find()` returns on the fresh learner: `consensus`, or on a curve no rule can read the best of its trials"
+    tried = lr_find_trials(cache, task, seed, trials_below)
+    if tried is not None and (lr := _best_trial(*tried)) is not None: return lr
+    lrs,losses = suggestion_points(*cache.curve(task, seed), 100)
     return float(consensus(lrs, losses, 100)[0])
 
 def lr_find_trials5(cache, task, seed):
@@ -180,9 +185,13 @@ def main():
     start = time.time()
     funcs = FUNCS + CANDIDATES
     names,lines = [f.__name__ for f in funcs],[]
+    tried = []  # each range test's trials, None where a rule reads it
     for group,(tasks,cache) in groups(a.quick).items():
         title = GROUPS[group]
         lines += [f"### {title}", ""] + table(evaluate(cache, funcs, tasks, seeds), tasks, names, 'lr_find_default') + [""]
+        tried += [lr_find_trials(cache, task, seed) for task in tasks for seed in seeds]
+    ran = [len(t[0]) for t in tried if t is not None]
+    lines.append(f"`lr_find()` ran trials on {len(ran)} of these {len(tried)} range tests, {np.mean(ran):.1f} on average ({min(ran)} to {max(ran)}).")
     publish('suggest', f"LR finder suggestions (`bench/suggest.py{' --quick' if a.quick else ''}`)",
             f"Each task's recipe at each grid rate (4 per decade) and at each suggestion, seeds {seeds}; "
             f"{time.time()-start:.0f} s this run (fits read from the caches where there; about 12 min per 8 tasks from an empty "
