@@ -94,7 +94,22 @@ def lr_find_trials5(cache, task, seed):
     trials on curves that fall within 10 times their noise added after that set (now the default)"""
     return lr_find_default(cache, task, seed, trials_below=.05)
 
-CANDIDATES = (lr_find_default, lr_find_checked, lr_find_trials5)  # read the cache's trials as well as the curve
+def lr_find_frozen2(cache, task, seed):
+    """Candidate fixed before the seventh fresh set: `lr_find_default`, doubled on a frozen learner (the bench freezes the
+    body of the `fine_tune` tasks, and only those). Why 2: `fine_tune(epochs, base_lr)` trains the head at `base_lr/2` once
+    it unfreezes, so the rate a frozen range test finds for the head is half of `base_lr`"""
+    return lr_find_default(cache, task, seed) * (2 if task.fine_tune else 1)
+
+def lr_find_frozen10(cache, task, seed):
+    """Candidate fixed before the seventh fresh set: `lr_find_default` times 10 on a frozen learner, the factor that fits
+    the 8 earlier `fine_tune` tasks best (their optimum is 0 to 2.3 decades above the default's: the body, which the frozen
+    range test cannot see, trains at `base_lr/200`). Adoption rule, fixed here: on the seventh set's 3 `fine_tune` tasks,
+    `lr_find_frozen10` is adopted if its mean regret is at least 1 point below both the default's and `lr_find_frozen2`'s
+    and its worst task is no worse than the default's; otherwise `lr_find_frozen2` if its mean is at least 0.5 below the
+    default's and its worst task no worse; otherwise neither"""
+    return lr_find_default(cache, task, seed) * (10 if task.fine_tune else 1)
+
+CANDIDATES = (lr_find_default, lr_find_checked, lr_find_trials5, lr_find_frozen2, lr_find_frozen10)  # read the cache's trials as well as the curve
 
 def regret(task, ref, s):
     "Points of accuracy below `ref`, or % of validation loss above it (capped at 1000% when it diverges)"
