@@ -8,6 +8,7 @@ quick = '--quick' in sys.argv[1:]
 SCRIPTS = [('overhead.py', ['--reps', '3'] if quick else []),
            ('lr_find_speed.py', ['--reps', '5'] if quick else []),
            ('suggest.py', ['--quick'] if quick else []),
+           ('suggest_ceiling.py', []),
            ('resume.py', ['--kills-per-setup', '1'] if quick else []),
            ('first_batch.py', ['--reps', '1'] if quick else []),
            ('superconvergence.py', ['--seeds', '1'] if quick else []),
