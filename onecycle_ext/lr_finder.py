@@ -17,8 +17,8 @@ from .fit import *
 from .process import _rng_state, _set_rng_state, _distributed, _world_size, collective_device
 
 # %% auto #0
-__all__ = ['FLAT', 'READABLE', 'CLEAR', 'FROZEN', 'Snapshot', 'LRFinder', 'valley', 'slide', 'minimum', 'steep', 'descent',
-           'consensus', 'curve_warning', 'TrialScheduler', 'trial_rates', 'trial_losses', 'start_loss', 'trial_search',
+__all__ = ['FLAT', 'READABLE', 'CLEAR', 'Snapshot', 'LRFinder', 'valley', 'slide', 'minimum', 'steep', 'descent', 'consensus',
+           'curve_warning', 'TrialScheduler', 'trial_rates', 'trial_losses', 'start_loss', 'trial_search',
            'suggestion_points', 'suggested_lrs']
 
 # %% ../nbs/03_lr_finder.ipynb #a927743c
@@ -195,14 +195,6 @@ def consensus(lrs, losses, num_it):
 FLAT = .01  # a range test whose loss falls by less than this fraction of its value trained nothing at any rate
 READABLE = .05  # a rule reads a range test only if its loss falls by at least this fraction of its value, and clearly:
 CLEAR = 10.  # by at least this many times the smoothed loss's batch-to-batch noise
-FROZEN = 10.  # on a frozen learner `consensus` is this many times the rate read from the test: the rate for `fine_tune`
-
-def _frozen(learn):
-    """Whether `learn` trains only its last parameter groups (fastai's `Learner.freeze`, as `vision_learner` leaves a
-    pretrained model). `fine_tune` then trains the head at `base_lr/2` and the body, which a frozen range test cannot see,
-    at `base_lr/200`: on 11 `fine_tune` tasks the best `base_lr` lay 0 to 2.3 decades above the test's rate (`FROZEN` was
-    fitted on 8 of them and judged on the other 3, bench/suggest.py's `lr_find_frozen10`)"""
-    return learn.opt is not None and getattr(learn.opt, 'frozen_idx', 0) > 0
 
 def _relative_fall(lrs, losses):
     "How much the loss falls over the test, as a fraction of its first value, on the curve averaged as `consensus` reads it"
@@ -319,12 +311,12 @@ def lr_find(self:Learner, start_lr=1e-7, end_lr=10, num_it=100, stop_div=True, s
     """Run an LR range test and return `SuggestedLRs`, leaving the learner as it was but for the recorder's `range_test`.
     With `trials`, a test no rule can read (its loss falls by less than `READABLE`, or within its noise) is followed by short
     1cycle trials, going down from where it ended until one trains (`trial_search`), and `consensus` is the one with the
-    lowest validation loss. On a frozen learner (`_frozen`), `consensus` is `FROZEN` times that: the `base_lr` of `fine_tune`"""
+    lowest validation loss"""
     cb = LRFinder(start_lr=start_lr, end_lr=end_lr, num_it=num_it, stop_div=stop_div)
     funcs = tuple(suggest_funcs) if isinstance(suggest_funcs, (list, tuple)) else (suggest_funcs,)
     if not funcs or not all(callable(f) for f in funcs):
         raise ValueError(f"suggest_funcs={suggest_funcs!r}: give a suggestion function or a tuple of them")
-    cb.snapshot,frozen = Snapshot(self),_frozen(self)
+    cb.snapshot = Snapshot(self)
     try:
         # Under DDP a rank runs its share of each epoch's batches (at least len/world_size, drop_last aside).
         per_epoch = max(1, len(self.dls.train) // _world_size(self))
@@ -335,13 +327,14 @@ def lr_find(self:Learner, start_lr=1e-7, end_lr=10, num_it=100, stop_div=True, s
         found = [f(t_lrs, t_losses, num_it) for f in funcs]
         others = {_name(f): f(t_lrs, t_losses, num_it)[0] for f in _EVERY}
         msg = curve_warning(t_lrs, t_losses, num_it)
-        lr = others['consensus']
         if trials and not _readable(t_lrs, t_losses):
             start = start_loss(self, cb.snapshot, t_lrs, t_losses)
             rates,losses = trial_search(lambda r: trial_losses(self, [r], num_it, cb.snapshot)[0], trial_rates(t_lrs), start)
-            if (best := _best_trial(rates, losses)) is not None:
-                lr = best
-                fall,noise = _fall_and_noise(_curve(t_lrs, t_losses)[1])
+            if (lr := _best_trial(rates, losses)) is not None:
+                l,s = _curve(t_lrs, t_losses)
+                found = [(lr, (lr, float(np.interp(np.log(lr), np.log(l), s)))) if f is consensus else r for f,r in zip(funcs, found)]
+                others['consensus'] = lr
+                fall,noise = _fall_and_noise(s)
                 msg = (f"lr_find: the loss falls by {100*_relative_fall(t_lrs, t_losses):.2g}% of its value over the test, "
                        f"{fall/max(noise, 1e-12):.2g} times its batch-to-batch noise: too little for a rule to read, so `consensus` "
                        f"is instead the best of {len(rates)} trials of {num_it} batches of 1cycle at {', '.join(f'{r:.1e}' for r in rates)} "
@@ -349,11 +342,6 @@ def lr_find(self:Learner, start_lr=1e-7, end_lr=10, num_it=100, stop_div=True, s
                        f"{start:.3g} before training): {lr:.1e}" + ("" if _trained(min(losses), start) else
                        ". None of them trained either: check the model, the data and the loss") +
                        f". For a curve a rule can read, raise num_it (e.g. num_it={2*num_it}) or the batch size")
-        if frozen: lr *= FROZEN
-        if lr != others['consensus']:
-            others['consensus'] = lr
-            l,s = _curve(t_lrs, t_losses)
-            found = [(lr, (lr, float(np.interp(np.log(lr), np.log(l), s)))) if f is consensus else r for f,r in zip(funcs, found)]
     finally: cb.snapshot.restore()
     if msg: warnings.warn(msg, stacklevel=2)
     res = suggested_lrs([_name(f) for f in funcs], [s for s,_ in found], *curve, [p for _,p in found], others)

@@ -12,11 +12,9 @@ from fastai.data.load import DataLoader
 from fastai.learner import Learner
 from fastai.optimizer import Adam, SGD, OptimWrapper
 from fastai.torch_core import set_seed
-from fastai.metrics import accuracy
 import fastai.callback.schedule as fs
 from conftest import fastai_methods, synth
 from onecycle_ext import valley, slide, minimum, steep, descent, consensus, suggestion_points, trial_rates
-from onecycle_ext.lr_finder import FROZEN
 
 def mlp_learner(seed=0, n=320, bs=32, noise=False, opt_func=Adam):
     "A small MLP on random data; with `noise`, labels that do not depend on the inputs"
@@ -122,50 +120,13 @@ def test_synth_learner_suggestion_trains(seed):
     learn.fit_one_cycle(3, res.consensus)
     assert float(learn.recorder.values[-1][1]) < 2.
 
-def _rule_data(rule, n=1500, seed=100):
-    x = torch.randn(n, 16, generator=torch.Generator().manual_seed(seed))
-    return list(zip(x, rule(x).long()))
-
-def fine_tune_learner(body=None, rule=lambda x: x[:, 1:4].sum(1) > 0, seed=0, opt_func=Adam, n=500):
-    """An MLP split into a body and a head, on `n` samples of `rule` (1000 to validate); with `body`, its body's weights
-    loaded and the learner frozen, as `vision_learner` leaves a pretrained model"""
-    ds = _rule_data(rule, n + 1000)
-    set_seed(seed)
-    dls = DataLoaders(DataLoader(ds[:n], bs=32, shuffle=True), DataLoader(ds[n:], bs=500))
-    model = nn.Sequential(nn.Sequential(nn.Linear(16, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU()), nn.Linear(64, 2))
-    learn = Learner(dls, model, loss_func=nn.CrossEntropyLoss(), opt_func=opt_func, metrics=accuracy,
-                    splitter=lambda m: [list(m[0].parameters()), list(m[1].parameters())])
-    learn.remove_cbs(learn.cbs.filter(lambda cb: type(cb).__name__ == 'ProgressCallback'))
-    learn.logger = lambda *a, **k: None
-    if body is not None:
-        model[0].load_state_dict(body)
-        learn.freeze()
-    return learn
-
-@pytest.fixture(scope='module')
-def pretrained_body():
-    "The body after 3 epochs on a related rule (the sign of the sum of the first three inputs, not the second to fourth)"
-    learn = fine_tune_learner(rule=lambda x: x[:, :3].sum(1) > 0, n=4000)
-    learn.fit_one_cycle(3, 3e-3)
-    return learn.model[0].state_dict()
-
 @pytest.mark.parametrize('opt_func', [Adam, partial(OptimWrapper, opt=torch.optim.AdamW)], ids=['Adam', 'OptimWrapper'])
-def test_a_frozen_learner_gets_the_rate_for_fine_tune(pretrained_body, opt_func):
-    """10 times the rate read from its test (`FROZEN`), which fine-tunes better than the rate read; the learner is still
-    frozen afterwards, and once unfrozen it gets the rate read"""
-    learn = fine_tune_learner(pretrained_body, opt_func=opt_func)
+def test_a_frozen_learner_gets_the_rate_read_and_stays_frozen(opt_func):
+    """No factor for `fine_tune` on a frozen learner (10 times the rate read fine-tuned a resnet18 to 33% against 96%:
+    bench/suggest_frozen.py), and `lr_find` leaves the learner as frozen as it found it"""
+    learn = mlp_learner(opt_func=opt_func)
+    learn.splitter = lambda m: [list(m[0].parameters()), list(m[2].parameters())]
+    learn.freeze()
     res = learn.lr_find(show_plot=False, trials=False)
-    assert res.consensus == pytest.approx(FROZEN*consensus(*suggestion_points(res.lrs, res.losses, 100), 100)[0]) and FROZEN == 10
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')  # the head's test may be too flat to read: trials then choose the rate read
-        res = learn.lr_find(show_plot=False)
-    assert learn.opt.frozen_idx == 1 and [p.requires_grad for p in learn.model.parameters()] == [False]*4 + [True]*2
-    accuracy_at,read = {},res.consensus/FROZEN
-    for lr in (read, res.consensus):
-        tuned = fine_tune_learner(pretrained_body, opt_func=opt_func)
-        tuned.fine_tune(2, lr)
-        accuracy_at[lr] = tuned.recorder.values[-1][2]
-    assert accuracy_at[res.consensus] > accuracy_at[read] + .03, accuracy_at
-    learn.unfreeze()
-    res = learn.lr_find(show_plot=False)
     assert res.consensus == consensus(*suggestion_points(res.lrs, res.losses, 100), 100)[0]
+    assert learn.opt.frozen_idx == 1 and [p.requires_grad for p in learn.model.parameters()] == [False, False, True, True]
