@@ -28,16 +28,12 @@ from suggest_tasks import Task, Pretrained, Attn, _split, _noisy
 from suggest_fresh import cli, pretrain
 from suggest_fresh2 import _gen, mlp, conv2d
 from suggest_fresh3 import _tensors
+from suggest_fresh6 import _std_target
 from fastai.optimizer import Adam, SGD, RMSProp, QHAdam, RAdam, Larc, Lamb, ranger, OptimWrapper
 
 CACHE = os.path.join(os.path.dirname(__file__), 'suggest_fresh7_cache.json')
 
 # ---- data: (x_train, y_train, x_valid, y_valid), fixed whatever the training seed
-
-def _std_target(xt, yt, xv, yv):
-    "A regression split with its target standardized on the training part, as a column"
-    m,s = yt.mean(),yt.std()
-    return xt,((yt-m)/s)[:, None],xv,((yv-m)/s)[:, None]
 
 @functools.lru_cache(None)
 def ar2(n_train, n_valid=1000, length=24):
